@@ -1,0 +1,305 @@
+"""The typed, validated configuration of one zoo model.
+
+A registry entry, a plugin's JSON and a call to `reszoo.build(..., **overrides)` all end as a
+`ModelConfig`. Validation happens here, once, and every message names the entry and the field,
+so a typo in registry.json or a bad override is reported where it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from reszoo.errors import ConfigError
+
+PREPROCESSING_MODES = ("torch", "caffe", "tf", "cifar", "none")
+STEMS = ("imagenet", "deep", "cifar")
+SHORTCUTS = ("A", "B", "D")
+STRIDE_POSITIONS = ("1x1", "3x3")
+DOWNSAMPLE_POSITIONS = ("first", "last")
+
+# Fields that describe the network. Everything else in an entry is metadata about it.
+ARCHITECTURE_FIELDS = (
+    "block", "depths", "widths", "strides", "downsample_at", "stem", "stem_width", "stem_bias",
+    "preact", "stride_on", "conv_bias", "shortcut", "groups", "base_width", "se_ratio", "dropout",
+    "stochastic_depth", "bn_epsilon", "bn_momentum", "preprocessing", "input_shape", "num_classes",
+)
+METADATA_FIELDS = ("family", "description", "params", "macs", "accuracy", "weights")
+ENTRY_ONLY_FIELDS = ("extends",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build one residual network, plus what it is known to achieve."""
+
+    name: str
+    family: str
+    block: str
+    depths: tuple[int, ...]
+    widths: tuple[int, ...]
+    strides: tuple[int, ...]
+    stem: str
+    stem_width: int
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    downsample_at: str = "first"
+    stem_bias: bool = False
+    preact: bool = False
+    stride_on: str = "3x3"
+    conv_bias: bool = False
+    shortcut: str = "B"
+    groups: int = 1
+    base_width: int = 64
+    se_ratio: float = 0.0
+    dropout: float = 0.0
+    stochastic_depth: float = 0.0
+    bn_epsilon: float = 1e-5
+    bn_momentum: float = 0.9
+    preprocessing: str = "torch"
+    description: str = ""
+    params: int | None = None
+    macs: int | None = None
+    accuracy: dict | None = None
+    weights: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (lists, not tuples) that `from_dict` turns back into this config."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    def architecture(self) -> dict[str, Any]:
+        """Only the fields that change the network: what a saved run must record to rebuild it."""
+        full = self.to_dict()
+        return {key: full[key] for key in ARCHITECTURE_FIELDS}
+
+    @property
+    def total_stride(self) -> int:
+        """How much the network shrinks its input: the smallest input side it can take."""
+        stem_stride = 1 if self.stem == "cifar" else 4
+        return stem_stride * math.prod(self.strides)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A validated copy with `changes` applied; unknown field names raise ConfigError."""
+        unknown = sorted(set(changes) - set(ARCHITECTURE_FIELDS) - set(METADATA_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"model {self.name!r}: unknown config field(s) {', '.join(map(repr, unknown))}; "
+                f"architecture fields are: {', '.join(ARCHITECTURE_FIELDS)}"
+            )
+        data = self.to_dict()
+        data.update(changes)
+        # A changed architecture no longer matches the pinned numbers measured for the original.
+        if set(changes) & set(ARCHITECTURE_FIELDS) - {"num_classes", "input_shape"}:
+            data.update(params=None, macs=None, accuracy=None, weights=None)
+        elif "num_classes" in changes and changes["num_classes"] != self.num_classes:
+            data.update(params=None, accuracy=None, weights=None)
+            data["macs"] = None
+        elif "input_shape" in changes:
+            data["macs"] = None
+        return from_dict(self.name, data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+class _FieldChecker:
+    """Collects the checks for one entry so each message names the entry and the field."""
+
+    def __init__(self, name: str, data: dict[str, Any]):
+        self.name = name
+        self.data = data
+
+    def fail(self, field: str, problem: str) -> ConfigError:
+        return ConfigError(
+            f"model {self.name!r}: field {field!r} {problem} (got {self.data.get(field)!r})"
+        )
+
+    def integer(self, field: str, minimum: int = 1) -> int:
+        value = self.data[field]
+        if not _is_int(value):
+            raise self.fail(field, "must be an integer")
+        if value < minimum:
+            raise self.fail(field, f"must be >= {minimum}")
+        return value
+
+    def optional_integer(self, field: str) -> int | None:
+        return None if self.data.get(field) is None else self.integer(field, minimum=0)
+
+    def fraction(self, field: str) -> float:
+        value = self.data[field]
+        if not _is_number(value) or not 0.0 <= value < 1.0:
+            raise self.fail(field, "must be a number in [0, 1)")
+        return float(value)
+
+    def positive_number(self, field: str, below: float = math.inf) -> float:
+        value = self.data[field]
+        if not _is_number(value) or not 0.0 < value < below:
+            raise self.fail(field, f"must be a number in (0, {below})")
+        return float(value)
+
+    def boolean(self, field: str) -> bool:
+        value = self.data[field]
+        if not isinstance(value, bool):
+            raise self.fail(field, "must be true or false")
+        return value
+
+    def string(self, field: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self.data[field]
+        if not isinstance(value, str) or (choices is None and not value):
+            raise self.fail(field, "must be a non-empty string")
+        if choices is not None and value not in choices:
+            raise self.fail(field, f"must be one of {', '.join(map(repr, choices))}")
+        return value
+
+    def text(self, field: str) -> str:
+        value = self.data[field]
+        if not isinstance(value, str):
+            raise self.fail(field, "must be a string")
+        return value
+
+    def int_list(self, field: str, length: int | None = None, minimum: int = 1) -> tuple[int, ...]:
+        value = self.data[field]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.fail(field, "must be a non-empty list of integers")
+        if not all(_is_int(item) and item >= minimum for item in value):
+            raise self.fail(field, f"must hold only integers >= {minimum}")
+        if length is not None and len(value) != length:
+            raise self.fail(field, f"must have {length} items, one per stage like 'depths'")
+        return tuple(value)
+
+    def optional_dict(self, field: str) -> dict | None:
+        value = self.data.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise self.fail(field, "must be an object or null")
+        return value
+
+
+def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
+    """Validate a complete entry (after defaults and `extends` are merged) into a ModelConfig."""
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
+        raise ConfigError(
+            f"model name {name!r} is invalid: use letters, digits and underscores only"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(f"model {name!r}: entry must be a JSON object, got {type(data).__name__}")
+    data = {key: value for key, value in data.items() if key != "name"}
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"known fields: {', '.join(sorted(fields))}"
+        )
+    required = [f.name for f in dataclasses.fields(ModelConfig)
+                if f.default is dataclasses.MISSING and f.name != "name"]
+    missing = [field for field in required if field not in data]
+    if missing:
+        raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)
+                if f.default is not dataclasses.MISSING}
+    check = _FieldChecker(name, {**defaults, **data})
+
+    depths = check.int_list("depths")
+    stages = len(depths)
+    config = ModelConfig(
+        name=name,
+        family=check.string("family"),
+        block=check.string("block"),
+        depths=depths,
+        widths=check.int_list("widths", length=stages),
+        strides=check.int_list("strides", length=stages),
+        downsample_at=check.string("downsample_at", DOWNSAMPLE_POSITIONS),
+        stem=check.string("stem", STEMS),
+        stem_width=check.integer("stem_width"),
+        stem_bias=check.boolean("stem_bias"),
+        preact=check.boolean("preact"),
+        stride_on=check.string("stride_on", STRIDE_POSITIONS),
+        conv_bias=check.boolean("conv_bias"),
+        shortcut=check.string("shortcut", SHORTCUTS),
+        groups=check.integer("groups"),
+        base_width=check.integer("base_width"),
+        se_ratio=check.fraction("se_ratio"),
+        dropout=check.fraction("dropout"),
+        stochastic_depth=check.fraction("stochastic_depth"),
+        bn_epsilon=check.positive_number("bn_epsilon", below=1.0),
+        bn_momentum=check.positive_number("bn_momentum", below=1.0),
+        preprocessing=check.string("preprocessing", PREPROCESSING_MODES),
+        input_shape=check.int_list("input_shape", length=3),
+        num_classes=check.integer("num_classes"),
+        description=check.text("description"),
+        params=check.optional_integer("params"),
+        macs=check.optional_integer("macs"),
+        accuracy=_check_accuracy(check),
+        weights=_check_weights(check),
+    )
+    _check_consistency(config, check)
+    return config
+
+
+def _check_accuracy(check: _FieldChecker) -> dict | None:
+    accuracy = check.optional_dict("accuracy")
+    if accuracy is None:
+        return None
+    expected = {"dataset": str, "top1": (int, float), "source": str}
+    if set(accuracy) != set(expected) or not all(
+        isinstance(accuracy[key], kind) and not isinstance(accuracy[key], bool)
+        for key, kind in expected.items()
+    ):
+        raise check.fail("accuracy", "must be {\"dataset\": str, \"top1\": number, \"source\": str}")
+    if not 0.0 <= accuracy["top1"] <= 100.0:
+        raise check.fail("accuracy", "top1 must be a percentage in [0, 100]")
+    return dict(accuracy)
+
+
+def _check_weights(check: _FieldChecker) -> dict | None:
+    weights = check.optional_dict("weights")
+    if weights is None:
+        return None
+    allowed = {"url", "notop_url", "file_hash", "notop_file_hash", "layout"}
+    for tag, spec in weights.items():
+        if not isinstance(spec, dict) or not set(spec) <= allowed or not all(
+            isinstance(value, str) for value in spec.values()
+        ) or "url" not in spec or "layout" not in spec:
+            raise check.fail(
+                "weights",
+                f"entry {tag!r} must map to {{\"url\", \"layout\"[, \"notop_url\", \"file_hash\", "
+                f"\"notop_file_hash\"]}} with string values",
+            )
+    return {tag: dict(spec) for tag, spec in weights.items()}
+
+
+def _check_consistency(config: ModelConfig, check: _FieldChecker) -> None:
+    """Checks across fields: things each field alone cannot tell."""
+    height, width, channels = config.input_shape
+    if channels != 3:
+        raise check.fail("input_shape", "must have 3 channels (models take RGB pixels)")
+    if min(height, width) < config.total_stride:
+        raise check.fail(
+            "input_shape",
+            f"is smaller than the network's total stride {config.total_stride}; "
+            f"use at least {config.total_stride}x{config.total_stride}",
+        )
+    for width in config.widths:
+        mid = mid_width(config, width)
+        if mid < 1:
+            raise check.fail("base_width", f"makes a block's inner width {mid}; it must be >= 1")
+        if mid % config.groups:
+            raise check.fail(
+                "groups", f"must divide every block's inner width (stage width {width} -> {mid})"
+            )
+
+
+def mid_width(config: ModelConfig, width: int) -> int:
+    """Channels inside a block: torchvision's int(width * base_width / 64) * groups for bottlenecks."""
+    if config.block == "bottleneck":
+        return int(width * config.base_width / 64) * config.groups
+    return width

@@ -1,0 +1,33 @@
+"""Exceptions reszoo raises on bad input.
+
+Every error a user can cause is one of these, so callers (and the CLIs, which turn them into
+exit code 2 and a one-line message) can tell a mistake in the input from a bug.
+"""
+
+
+class ReszooError(Exception):
+    """Base class: something the user asked for cannot be done as asked."""
+
+
+class ConfigError(ReszooError, ValueError):
+    """A model config, registry file or override is invalid."""
+
+
+class UnknownModelError(ReszooError, LookupError):
+    """A model or block name is not registered."""
+
+
+class DuplicateRegistrationError(ReszooError, ValueError):
+    """A model or block name is already registered by another source."""
+
+
+class DataError(ReszooError, ValueError):
+    """A dataset is missing, unreadable or not what the model needs."""
+
+
+class TrainingError(ReszooError, RuntimeError):
+    """A run cannot start or had to stop (diverged, unusable output directory, ...)."""
+
+
+class ExportError(ReszooError, ValueError):
+    """A model cannot be exported as asked (existing version, bad directory, ...)."""

@@ -1,0 +1,73 @@
+"""The zoo's public functions: look a model up, build it, extend the zoo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reszoo.config import ModelConfig
+from reszoo.errors import ConfigError
+from reszoo.registry import REGISTRY
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style wildcard (`"resnet*"`, `"*wide*"`), sorted."""
+    if not isinstance(pattern, str):
+        raise ConfigError(f"pattern must be a string like 'resnet*'; got {pattern!r}")
+    return REGISTRY.names(pattern)
+
+
+def get_config(name: str) -> dict[str, Any]:
+    """A copy of a model's full config (architecture, defaults and reference numbers)."""
+    return REGISTRY.get(name).to_dict()
+
+
+def resolve_config(name: str, **overrides: Any) -> ModelConfig:
+    """The registered config with `overrides` applied and validated (unknown fields raise)."""
+    model_config = REGISTRY.get(name)
+    return model_config.replace(**overrides) if overrides else model_config
+
+
+def register_model(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Add a model. `config` is a registry entry (it may `"extends": "resnet50"`).
+
+    Raises ConfigError for an invalid entry and DuplicateRegistrationError, naming both sources,
+    when the name is taken.
+    """
+    return REGISTRY.register_model(name, config).to_dict()
+
+
+def register_block(name: str, layer_class: type) -> None:
+    """Make `layer_class` usable as `"block": name` in registry entries.
+
+    It must be a keras.layers.Layer subclass with an integer class attribute `expansion`, taking
+    `(filters, strides, *, preact, shortcut, stride_on, conv_bias, groups, base_width, se_ratio,
+    dropout, drop_path, bn_epsilon, bn_momentum, name)`; subclassing reszoo.layers.ResidualBlock
+    and defining `branch_spec` is the short way.
+    """
+    REGISTRY.register_block(name, layer_class)
+
+
+def build(name: str, *, num_classes: int | None = None, input_shape=None, include_top: bool = True,
+          pooling: str | None = None, weights: str | None = None, **overrides: Any):
+    """A ready keras.Model for a zoo name, taking RGB pixels 0..255 and returning float32 logits.
+
+    `num_classes`, `input_shape` and any architecture field (`depths=[2, 2, 2]`, `se_ratio=0.25`)
+    override the registered config. `weights` is "imagenet" (downloads Keras's official file for
+    the keras.applications-layout models) or a path to a reszoo .weights.h5 or keras.applications
+    .h5 file.
+    """
+    from reszoo.models import build_model
+
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if input_shape is not None:
+        overrides["input_shape"] = list(input_shape) if isinstance(input_shape, (tuple, list)) \
+            else input_shape
+    model_config = resolve_config(name, **overrides)
+    model = build_model(model_config, REGISTRY.block(model_config.block),
+                        include_top=include_top, pooling=pooling)
+    if weights is not None:
+        from reszoo.weights import load_weights
+
+        load_weights(model, model_config, weights, include_top=include_top)
+    return model
