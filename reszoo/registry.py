@@ -132,6 +132,7 @@ class Registry:
     def register_block(self, name: str, block_class: type, source: str | None = None) -> None:
         import keras
 
+        self._ensure_loaded()
         source = source or _current_source() or _caller_source()
         if not isinstance(name, str) or not name:
             raise ConfigError(f"block name must be a non-empty string; got {name!r}")

@@ -76,7 +76,7 @@ def test_trainable_params_match_registry_and_published_counts(name):
         assert model.count_params() == KERAS_APPLICATIONS_TOTAL[name]
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", [forward_param(name) for name in ALL_MODELS])
 def test_macs_match_registry_and_published_counts(name):
     macs = count_macs(reszoo.build(name))  # at the registry's input size; building is symbolic
     assert macs == reszoo.get_config(name)["macs"]
@@ -109,15 +109,11 @@ def test_every_trainable_weight_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("name", [forward_param(name) for name in ALL_MODELS])
-def test_config_and_keras_file_round_trips_give_identical_outputs(name, tmp_path):
+def test_keras_file_round_trip_gives_identical_outputs(name, tmp_path):
+    """A .keras file is get_config + weights: loading it exercises from_config on every layer."""
     model = small_model(name)
     images = random_images(model.input_shape[1:], seed=1)
     expected = model(images, training=False)
-
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    np.testing.assert_array_equal(clone(images, training=False), expected)
-
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -125,7 +121,7 @@ def test_config_and_keras_file_round_trips_give_identical_outputs(name, tmp_path
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", [forward_param(name) for name in ALL_MODELS])
 def test_logits_stay_float32_under_mixed_precision(name, policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
@@ -134,9 +130,8 @@ def test_logits_stay_float32_under_mixed_precision(name, policy):
         assert model.outputs[0].dtype == "float32"
         blocks = [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
         assert blocks[0].compute_dtype == policy.split("_")[1]
-        if name not in HEAVY:
-            logits = model(random_images(model.input_shape[1:]), training=True)
-            assert logits.dtype == "float32"
-            assert np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
+        logits = model(random_images(model.input_shape[1:]), training=True)
+        assert logits.dtype == "float32"
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
     finally:
         keras.config.set_dtype_policy(previous)

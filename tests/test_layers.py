@@ -1,0 +1,152 @@
+"""The layers themselves: config round trips, padding, shortcuts, stochastic depth, new blocks."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+import reszoo
+from reszoo import layers as L
+from reszoo.registry import Registry
+
+LAYER_EXAMPLES = [
+    L.PixelNormalization("caffe"),
+    L.PaddedConv2D(8, 3, strides=2, use_bias=False),
+    L.Stem("deep", 16, use_bias=True, normalize=False, bn_epsilon=1e-3, bn_momentum=0.8),
+    L.Shortcut("D", 16, strides=2, normalize=True, use_bias=False),
+    L.SqueezeExcite(0.25, divisor=4),
+    L.DropPath(0.2, seed=3),
+    L.BasicBlock(8, 2, preact=True, shortcut="A", dropout=0.1, drop_path=0.1),
+    L.BottleneckBlock(8, 2, stride_on="1x1", conv_bias=True, groups=2, base_width=32,
+                      se_ratio=0.25, bn_epsilon=1e-3, bn_momentum=0.5),
+]
+
+
+@pytest.mark.parametrize("layer", LAYER_EXAMPLES, ids=lambda layer: type(layer).__name__)
+def test_constructor_arguments_are_public_attributes_in_get_config(layer):
+    config = layer.get_config()
+    arguments = [name for name in inspect.signature(type(layer).__init__).parameters
+                 if name not in ("self", "kwargs")]
+    for name in arguments:
+        assert name in config, name
+        assert getattr(layer, name) == config[name], name
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+
+
+@pytest.mark.parametrize("layer", LAYER_EXAMPLES, ids=lambda layer: type(layer).__name__)
+def test_layers_are_registered_serializable_in_the_reszoo_package(layer):
+    name = keras.saving.get_registered_name(type(layer))
+    assert name == f"reszoo>{type(layer).__name__}"
+
+
+def test_bad_constructor_values_are_echoed():
+    with pytest.raises(ValueError, match="Received: filters=0"):
+        L.BasicBlock(0)
+    with pytest.raises(ValueError, match="Received: kind='Z'"):
+        L.Shortcut("Z", 8)
+    with pytest.raises(ValueError, match="groups.*divide"):
+        L.BasicBlock(8, groups=3)
+
+
+def test_strided_conv_pads_every_side_like_pytorch():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 9, 9, 2)).astype("float32")
+    conv = L.PaddedConv2D(3, 3, strides=2, use_bias=False)
+    ours = keras.ops.convert_to_numpy(conv(image))
+    kernel = keras.ops.convert_to_numpy(conv.kernel)  # (kh, kw, in, out) -> torch (out, in, kh, kw)
+    reference = torch.nn.functional.conv2d(
+        torch.from_numpy(image.transpose(0, 3, 1, 2)),
+        torch.from_numpy(kernel.transpose(3, 2, 0, 1)), stride=2, padding=1)
+    np.testing.assert_allclose(ours, reference.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+    assert ours.shape == (1, 5, 5, 3)
+
+
+def test_option_a_shortcut_subsamples_and_zero_pads_channels():
+    x = np.arange(2 * 4 * 4 * 2, dtype="float32").reshape(2, 4, 4, 2)
+    layer = L.Shortcut("A", 6, strides=2)
+    out = keras.ops.convert_to_numpy(layer(x))
+    assert out.shape == (2, 2, 2, 6)
+    np.testing.assert_array_equal(out[..., 2:4], x[:, ::2, ::2, :])
+    assert not out[..., :2].any() and not out[..., 4:].any()
+    assert layer.count_params() == 0
+
+
+def test_shortcut_d_average_pools_before_projecting():
+    x = np.ones((1, 4, 4, 2), dtype="float32")
+    layer = L.Shortcut("D", 3, strides=2, normalize=False)
+    out = layer(x)
+    assert out.shape == (1, 2, 2, 3)
+    assert layer.conv.strides == (1, 1)  # the pool strides, the 1x1 conv does not
+
+
+def test_drop_path_drops_whole_samples_in_training_only():
+    layer = L.DropPath(0.5, seed=1)
+    x = np.ones((64, 2, 2, 3), dtype="float32")
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    per_sample = out.reshape(64, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}
+    assert np.all(per_sample.min(axis=1) == per_sample.max(axis=1))  # whole sample or nothing
+    assert 10 < (per_sample[:, 0] == 0).sum() < 54
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+
+
+def test_stochastic_depth_rates_rise_linearly_over_the_blocks():
+    model = reszoo.build("resnet20", stochastic_depth=0.2)
+    rates = [layer.drop_path for layer in model.layers if isinstance(layer, L.ResidualBlock)]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2)
+    assert np.all(np.diff(rates) > 0)
+
+
+def test_v2_layout_downsamples_at_the_last_block_and_subsamples_the_shortcut():
+    model = reszoo.build("resnet50_v2", input_shape=(64, 64, 3))
+    stage1 = [model.get_layer(f"stage1_block{i}") for i in (1, 2, 3)]
+    assert [block.strides for block in stage1] == [1, 1, 2]
+    assert stage1[0].shortcut_layer.kind == "B" and stage1[0].shortcut_layer.norm is None
+    assert stage1[2].shortcut_layer.kind == "A"
+
+
+def test_bottleneck_stride_position_follows_stride_on():
+    v15 = L.BottleneckBlock(8, 2, stride_on="3x3")
+    v1 = L.BottleneckBlock(8, 2, stride_on="1x1")
+    assert [conv.strides for conv in v15.convs] == [(1, 1), (2, 2), (1, 1)]
+    assert [conv.strides for conv in v1.convs] == [(2, 2), (1, 1), (1, 1)]
+
+
+def test_a_registered_block_type_is_usable_from_an_entry():
+    class DoubleConv(L.ResidualBlock):
+        """A test block: three 3x3 convs."""
+
+        expansion = 2
+
+        def branch_spec(self):
+            return [(self.filters, 3, self.strides, 1), (self.filters, 3, 1, 1),
+                    (self.filters * 2, 3, 1, 1)]
+
+    registry = Registry()
+    registry.register_block("triple", DoubleConv, source="test")
+    config = registry.register_model("triple_net", {
+        "family": "test", "block": "triple", "depths": [1, 1], "widths": [4, 8],
+        "strides": [1, 2], "stem": "cifar", "stem_width": 4, "input_shape": [16, 16, 3],
+        "num_classes": 3}, source="test")
+    from reszoo.models import build_model
+
+    model = build_model(config, registry.block("triple"))
+    assert model.get_layer("stage2_block1").convs[2].filters == 16
+    assert model(np.zeros((1, 16, 16, 3), "float32")).shape == (1, 3)
+
+
+def test_register_block_rejects_non_layers_and_missing_expansion():
+    registry = Registry()
+    with pytest.raises(reszoo.ConfigError, match="not a keras.layers.Layer"):
+        registry.register_block("x", dict)
+
+    class NoExpansion(keras.layers.Layer):
+        expansion = 0
+
+    with pytest.raises(reszoo.ConfigError, match="expansion"):
+        registry.register_block("x", NoExpansion)
+    with pytest.raises(reszoo.DuplicateRegistrationError, match="reszoo built-in"):
+        registry.register_block("basic", L.BottleneckBlock, source="test")
