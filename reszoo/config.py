@@ -92,14 +92,16 @@ class ModelConfig:
             )
         data = self.to_dict()
         data.update(changes)
-        # A changed architecture no longer matches the pinned numbers measured for the original.
+        # Pinned numbers describe the registered network: a changed architecture drops them all,
+        # a new head drops the counts and accuracy (its backbone weights still fit), a new input
+        # size changes only the MACs.
         if set(changes) & set(ARCHITECTURE_FIELDS) - {"num_classes", "input_shape"}:
             data.update(params=None, macs=None, accuracy=None, weights=None)
-        elif "num_classes" in changes and changes["num_classes"] != self.num_classes:
-            data.update(params=None, accuracy=None, weights=None)
-            data["macs"] = None
-        elif "input_shape" in changes:
-            data["macs"] = None
+        if "num_classes" in changes and changes["num_classes"] != self.num_classes:
+            data.update(params=None, macs=None, accuracy=None)
+        if "input_shape" in changes and changes["input_shape"] not in (self.input_shape,
+                                                                       list(self.input_shape)):
+            data.update(macs=None, accuracy=None)
         return from_dict(self.name, data)
 
 

@@ -125,8 +125,29 @@ def _conv(filters, kernel_size, strides, *, groups=1, use_bias=False, name, dtyp
                         kernel_initializer=CONV_INITIALIZER, name=name, dtype=dtype)
 
 
+def _set_numbered(layer: keras.layers.Layer, convs: list, norms: list) -> None:
+    """Sublayers as attributes conv1, bn1, conv2, ...: TensorFlow checkpoints follow attributes
+    (named, so a checkpoint survives refactoring) but not Python lists inside Keras 3 layers."""
+    layer.num_convs = len(convs)
+    for index, (conv, norm) in enumerate(zip(convs, norms), start=1):
+        setattr(layer, f"conv{index}", conv)
+        setattr(layer, f"bn{index}", norm)
+
+
+class _NumberedConvs:
+    """`convs` and `norms` as lists, read from the numbered attributes."""
+
+    @property
+    def convs(self) -> list:
+        return [getattr(self, f"conv{i}") for i in range(1, self.num_convs + 1)]
+
+    @property
+    def norms(self) -> list:
+        return [getattr(self, f"bn{i}") for i in range(1, self.num_convs + 1)]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Stem(keras.layers.Layer):
+class Stem(_NumberedConvs, keras.layers.Layer):
     """The layers before the first residual stage.
 
     kind="imagenet": 7x7 stride-2 conv + 3x3 stride-2 max-pool (He et al. 2015);
@@ -150,11 +171,12 @@ class Stem(keras.layers.Layer):
         self.bn_momentum = bn_momentum
         shapes = {"imagenet": [(width, 7, 2)], "cifar": [(width, 3, 1)],
                   "deep": [(width // 2, 3, 2), (width // 2, 3, 1), (width, 3, 1)]}[kind]
-        self.convs = [_conv(f, k, s, use_bias=use_bias, name=f"conv{i + 1}", dtype=self.dtype_policy)
-                      for i, (f, k, s) in enumerate(shapes)]
+        convs = [_conv(f, k, s, use_bias=use_bias, name=f"conv{i + 1}", dtype=self.dtype_policy)
+                 for i, (f, k, s) in enumerate(shapes)]
         # Inner convs of the deep stem are always normalized; only the last one may be left bare.
-        self.norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
-                      if normalize or i < len(shapes) - 1 else None for i in range(len(shapes))]
+        norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
+                 if normalize or i < len(shapes) - 1 else None for i in range(len(shapes))]
+        _set_numbered(self, convs, norms)
         self.pool = (keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="pool",
                                                dtype=self.dtype_policy)
                      if kind != "cifar" else None)
@@ -339,7 +361,7 @@ class DropPath(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-class ResidualBlock(keras.layers.Layer):
+class ResidualBlock(_NumberedConvs, keras.layers.Layer):
     """What every residual block shares; subclasses say only which convolutions form the branch.
 
     Post-activation (preact=False, He et al. 2015): conv-BN-ReLU ... conv-BN, add, ReLU.
@@ -390,13 +412,14 @@ class ResidualBlock(keras.layers.Layer):
                    f"must divide the block's inner width {conv_filters}")
         last = len(spec) - 1
         normalized = [not preact or i < last for i in range(len(spec))]
-        self.convs = [
+        convs = [
             _conv(f, k, s, groups=g, use_bias=conv_bias and (not preact or not normalized[i]),
                   name=f"conv{i + 1}", dtype=self.dtype_policy)
             for i, (f, k, s, g) in enumerate(spec)
         ]
-        self.norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
-                      if normalized[i] else None for i in range(len(spec))]
+        norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
+                 if normalized[i] else None for i in range(len(spec))]
+        _set_numbered(self, convs, norms)
         self.preact_norm = (_norm(bn_epsilon, bn_momentum, "preact_bn", self.dtype_policy)
                             if preact else None)
         self.dropout_layer = (keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
