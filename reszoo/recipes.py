@@ -1,0 +1,365 @@
+"""Training recipes: data in recipes.json, resolved in one place.
+
+``resolve()`` is the only function that turns (model, dataset, config file, overrides) into the
+training config that ``reszoo.fit`` runs and writes to ``config.json``. The layers, later ones
+winning:
+
+    defaults -> recipes[kind] -> recipes["kind/dataset"] -> config file -> keyword arguments
+    (the CLI's flags and ``--set key=value``) -> validation
+
+``kind`` is "cifar" for the small-input ResNets (resnet20..resnet1202, pre-activation, wide
+ResNets: models whose input is 64x64 or smaller) and "imagenet" for the others.
+
+If ``epochs`` is overridden but ``lr_steps`` is not, the recipe's step epochs are scaled to the
+new length (91/136 of 182 become 8/11.956 of 16), so a shortened recipe keeps its shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+
+from reszoo.errors import ConfigError, TrainingError
+
+_RECIPES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes.json")
+_RECIPES = None
+
+SCHEDULES = ("cosine", "steps", "constant")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+# Families whose models are the CIFAR-style ResNets (also recognised by a small input).
+CIFAR_FAMILIES = ("cifar", "cifar_resnet", "resnet_cifar", "preact", "preact_resnet", "wrn",
+                  "wide_resnet_cifar")
+
+
+def _load():
+    global _RECIPES
+    if _RECIPES is None:
+        with open(_RECIPES_PATH) as f:
+            _RECIPES = json.load(f)
+    return _RECIPES
+
+
+def defaults() -> dict:
+    """The default value of every training option (a copy)."""
+    return _strip(copy.deepcopy(_load()["defaults"]))
+
+
+def recipe_names() -> list:
+    return sorted(k for k in _load()["recipes"])
+
+
+def _strip(d):
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def model_kind(model_config: dict | None) -> str:
+    """'cifar' or 'imagenet' for a model config from reszoo.get_config (or None)."""
+    if not model_config:
+        return "cifar"
+    family = str(model_config.get("family", "")).lower()
+    name = str(model_config.get("name", "")).lower()
+    if family in CIFAR_FAMILIES or "cifar" in family:
+        return "cifar"
+    shape = model_config.get("input_shape") or [224, 224, 3]
+    try:
+        if shape[0] is not None and int(shape[0]) <= 64:
+            return "cifar"
+    except (TypeError, ValueError, IndexError):
+        pass
+    if name.startswith(("wrn", "preact_resnet")) and "imagenet" not in name:
+        return "cifar"
+    return "imagenet"
+
+
+def dataset_key(dataset) -> str:
+    """The name used to look up dataset-specific recipe entries ('custom' for dataset objects)."""
+    if not isinstance(dataset, str):
+        return "custom"
+    if os.path.sep in dataset or os.path.isdir(dataset):
+        return "folder"
+    return dataset.split(":")[0].split("/")[0].lower()
+
+
+def recipe(kind: str, dataset: str | None = None) -> dict:
+    """The recipe for a model kind ('cifar'/'imagenet') and dataset: defaults merged with it."""
+    data = _load()["recipes"]
+    if kind not in data:
+        raise ConfigError(f"unknown recipe {kind!r}; known: {', '.join(recipe_names())}")
+    out = defaults()
+    out.update(_strip(data[kind]))
+    if dataset is not None and f"{kind}/{dataset}" in data:
+        out.update(_strip(data[f"{kind}/{dataset}"]))
+    return out
+
+
+def load_config_file(path: str) -> dict:
+    """A JSON (or, with PyYAML installed, YAML) file of option overrides."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        text = f.read()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(f"{path}: YAML config files need PyYAML (pip install pyyaml)")
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, Exception) as e:  # json.JSONDecodeError, yaml.YAMLError
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"config file {path} does not parse: {e}".splitlines()[0])
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    # A run's own config.json may be passed back in: keep only the training options.
+    known = set(defaults())
+    return {k: v for k, v in data.items() if k in known or k not in _RUN_KEYS}
+
+
+# Keys fit adds to the resolved config (not options a user sets).
+_RUN_KEYS = ("model", "dataset", "build", "class_names", "kind", "num_replicas",
+             "precision_reason", "strategy_name", "steps_per_epoch_resolved", "total_steps",
+             "reszoo_config_version")
+
+
+def parse_set(items) -> dict:
+    """['key=value', 'overrides.depths=[1,1,1]'] -> nested dict; values parsed as JSON when they
+    parse, else kept as strings."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            low = raw.strip().lower()
+            value = {"true": True, "false": False}.get(low, raw)
+        parts = key.split(".")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"--set {key}: {p} is not a mapping")
+        d[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict, layer: dict):
+    for k, v in layer.items():
+        if k == "overrides" and isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+
+
+def resolve(model_config: dict | None, dataset, *, config=None, options=None) -> dict:
+    """The one place a training config is resolved.
+
+    model_config: reszoo.get_config(name) (or None for a model object without one).
+    dataset: a dataset name/path, or a tf.data.Dataset ('custom').
+    config: a path to a JSON/YAML file, or a dict, of overrides.
+    options: keyword overrides (fit's kwargs, the CLI's flags and --set), None values ignored.
+    Returns a new dict with every key of defaults() plus 'kind' and 'lr' resolved.
+    """
+    kind = model_kind(model_config)
+    dkey = dataset_key(dataset)
+    cfg = recipe(kind, dkey)
+    recipe_epochs, recipe_steps = cfg["epochs"], list(cfg["lr_steps"])
+    layers = []
+    if config is not None:
+        layers.append(load_config_file(config) if isinstance(config, (str, os.PathLike))
+                      else dict(config))
+    if options:
+        layers.append({k: v for k, v in options.items() if v is not None})
+    known = set(cfg)
+    for layer in layers:
+        for k in layer:
+            if k not in known and k not in _RUN_KEYS:
+                close = difflib.get_close_matches(k, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown training option {k!r}{hint}")
+        _merge(cfg, {k: v for k, v in layer.items() if k in known})
+    if cfg["epochs"] != recipe_epochs and cfg["lr_steps"] == recipe_steps and recipe_steps:
+        try:
+            cfg["lr_steps"] = [round(s * cfg["epochs"] / recipe_epochs, 3)
+                               for s in recipe_steps]
+        except TypeError:
+            pass  # epochs invalid: validate() says so
+    cfg["kind"] = kind
+    validate(cfg)
+    if cfg["lr"] is None:
+        cfg["lr"] = cfg["base_lr"] * cfg["batch_size"] / cfg["base_batch_size"]
+    return cfg
+
+
+def _check(cond, msg):
+    if not cond:
+        raise ConfigError(msg)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def validate(cfg: dict):
+    """Raise ConfigError naming the first bad value."""
+    def pos_int(k, allow_none=False, allow_zero=False):
+        v = cfg[k]
+        if v is None and allow_none:
+            return
+        _check(_is_int(v) and (v >= 0 if allow_zero else v >= 1),
+               f"{k} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+
+    def num(k, lo=None, hi=None, allow_none=False, lo_open=False):
+        v = cfg[k]
+        if v is None and allow_none:
+            return
+        ok = _is_num(v) and (lo is None or (v > lo if lo_open else v >= lo)) and (
+            hi is None or v <= hi)
+        rng = f" in {'(' if lo_open else '['}{lo}, {hi}]" if hi is not None else (
+            f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
+        _check(ok, f"{k} must be a number{rng}, got {v!r}")
+
+    pos_int("epochs")
+    pos_int("batch_size")
+    pos_int("base_batch_size")
+    num("base_lr", 0, lo_open=True)
+    num("lr", 0, lo_open=True, allow_none=True)
+    _check(cfg["optimizer"] in OPTIMIZERS,
+           f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}")
+    num("momentum", 0, 1)
+    _check(isinstance(cfg["nesterov"], bool), f"nesterov must be true/false, got {cfg['nesterov']!r}")
+    num("weight_decay", 0)
+    _check(cfg["schedule"] in SCHEDULES,
+           f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg['schedule']!r}")
+    num("warmup_epochs", 0)
+    _check(isinstance(cfg["lr_steps"], (list, tuple)) and all(_is_num(s) and s > 0
+                                                               for s in cfg["lr_steps"]),
+           f"lr_steps must be a list of epochs, got {cfg['lr_steps']!r}")
+    cfg["lr_steps"] = list(cfg["lr_steps"])
+    num("lr_decay", 0, lo_open=True)
+    num("min_lr", 0)
+    num("label_smoothing", 0, 1)
+    num("grad_clip_norm", 0, lo_open=True, allow_none=True)
+    num("ema_decay", 0, 1, allow_none=True)
+    _check(isinstance(cfg["augment"], (str, bool)) or cfg["augment"] is None,
+           f"augment must be a string, got {cfg['augment']!r}")
+    if cfg["image_size"] is not None:
+        v = cfg["image_size"]
+        if _is_int(v):
+            cfg["image_size"] = [v, v]
+        v = cfg["image_size"]
+        _check(isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
+               f"image_size must be an integer or [height, width], got {v!r}")
+        cfg["image_size"] = list(v)
+    pos_int("num_classes", allow_none=True)
+    if cfg["num_classes"] is not None:
+        _check(cfg["num_classes"] >= 2, f"num_classes must be >= 2, got {cfg['num_classes']!r}")
+    num("validation_split", 0, allow_none=True)  # a fraction < 1, or a number of examples
+    pos_int("examples", allow_none=True)
+    pos_int("seed", allow_zero=True)
+    pos_int("steps_per_epoch", allow_none=True)
+    pos_int("validation_steps", allow_none=True)
+    pos_int("steps_per_execution")
+    _check(isinstance(cfg["jit_compile"], bool),
+           f"jit_compile must be true/false, got {cfg['jit_compile']!r}")
+    pos_int("checkpoint_every", allow_zero=True)
+    pos_int("keep_checkpoints")
+    _check(cfg["precision"] in PRECISIONS,
+           f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    _check(isinstance(cfg["strategy"], str) and cfg["strategy"] in STRATEGIES,
+           f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg['strategy']!r}")
+    _check(isinstance(cfg["overrides"], dict),
+           f"overrides must be a mapping of architecture fields, got {cfg['overrides']!r}")
+    _check(cfg["data_dir"] is None or isinstance(cfg["data_dir"], str),
+           f"data_dir must be a path, got {cfg['data_dir']!r}")
+
+
+# --------------------------------------------------------------------------- run directories
+
+CONFIG_VERSION = 1
+
+# Keys of config.json that may change between the run in a directory and a rerun that resumes
+# it: the length of the run (epochs, and lr_steps that scale with it) and how it is executed.
+# Every other key (model, build, dataset, classes, batch size, optimiser, schedule shape,
+# precision, augmentation, seed, ...) must be equal, or the directory is refused.
+RESUMABLE_CHANGES = frozenset({
+    "epochs", "lr_steps", "total_steps", "strategy", "strategy_name", "num_replicas",
+    "steps_per_execution", "jit_compile", "checkpoint_every", "keep_checkpoints", "data_dir",
+    "cache", "validation_steps", "precision_reason",
+})
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                                 else str(o)))
+
+
+def config_differences(old: dict, new: dict) -> list:
+    """Keys (outside RESUMABLE_CHANGES) whose values differ between two config.json dicts."""
+    old, new = _jsonable(old), _jsonable(new)
+    return [k for k in sorted(set(old) | set(new))
+            if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+
+
+def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
+    """True when output_dir holds a compatible run to resume, False when it is new or empty.
+    Raises TrainingError for a directory of another config or a non-run directory. With
+    partial=True only the keys present in cfg are compared (an early check before the data
+    and model are known)."""
+    if output_dir is None or not os.path.exists(output_dir):
+        return False
+    if not os.path.isdir(output_dir):
+        raise TrainingError(f"output directory {output_dir} is a file")
+    path = os.path.join(output_dir, "config.json")
+    if not os.path.exists(path):
+        if [n for n in os.listdir(output_dir) if not n.startswith(".")]:
+            raise TrainingError(f"output directory {output_dir} is not empty and holds no "
+                                "reszoo run (config.json); choose another --output")
+        return False
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"{path} is unreadable ({e}); choose another --output")
+    if partial:
+        old = {k: v for k, v in old.items() if k in cfg}
+    diffs = config_differences(old, cfg)
+    if diffs:
+        shown = "; ".join(f"{k}: {json.dumps(_jsonable(old.get(k)))} there, "
+                          f"{json.dumps(_jsonable(cfg.get(k)))} now" for k in diffs[:3])
+        more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+        raise TrainingError(f"output directory {output_dir} holds a run of another config "
+                            f"({shown}{more}); use another --output or remove it")
+    return True
+
+
+
+
+def prepare(model_name, model_config, dataset, *, config=None, options=None, output_dir=None):
+    """resolve() plus the run keys (model, dataset, config version) and an early check of
+    output_dir against the keys known before data and model exist. Pure Python: the CLI calls
+    it before importing TensorFlow, and fit calls it first."""
+    cfg = resolve(model_config, dataset, config=config, options=options)
+    cfg["model"] = model_name
+    cfg["dataset"] = dataset if isinstance(dataset, str) else "custom"
+    cfg["reszoo_config_version"] = CONFIG_VERSION
+    # precision is "auto" here and resolved in config.json: the full check in fit compares it.
+    check_output_dir(output_dir, {k: v for k, v in cfg.items() if k != "precision"},
+                     partial=True)
+    return cfg
