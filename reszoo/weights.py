@@ -151,3 +151,70 @@ def copy_from_applications(source: keras.Model, model: keras.Model) -> None:
     if unused:
         raise ConfigError(f"{model.name}: keras.applications layers left uncopied: "
                           f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}")
+
+
+def torch_layer_names(model: keras.Model) -> list[tuple[keras.layers.Layer, str]]:
+    """(reszoo sublayer, PyTorch module name) in torchvision's ResNet naming.
+
+    conv1/bn1 for the stem, layer{stage}.{index}.conv{k}/bn{k} and .downsample.0/.1 for blocks,
+    fc for the classifier: the names torchvision's ResNets and most PyTorch ResNet code use.
+    """
+    pairs: list[tuple[keras.layers.Layer, str]] = []
+    for layer in model.layers:
+        if isinstance(layer, Stem):
+            if layer.num_convs != 1:
+                raise ConfigError("torchvision naming has a single-conv stem")
+            pairs += [(layer.conv1, "conv1")] + ([(layer.bn1, "bn1")] if layer.bn1 else [])
+        elif isinstance(layer, ResidualBlock):
+            stage, block = map(int, re.fullmatch(r"stage(\d+)_block(\d+)", layer.name).groups())
+            prefix = f"layer{stage}.{block - 1}"
+            for index, (conv, norm) in enumerate(zip(layer.convs, layer.norms), start=1):
+                pairs.append((conv, f"{prefix}.conv{index}"))
+                if norm is not None:
+                    pairs.append((norm, f"{prefix}.bn{index}"))
+            shortcut = layer.shortcut_layer
+            if shortcut is not None and shortcut.conv is not None:
+                if shortcut.kind != "B" or layer.preact:
+                    raise ConfigError("torchvision naming covers post-activation blocks with "
+                                      "projection shortcuts (kind 'B') only")
+                pairs += [(shortcut.conv, f"{prefix}.downsample.0"),
+                          (shortcut.norm, f"{prefix}.downsample.1")]
+        elif layer.name == "logits":
+            pairs.append((layer, "fc"))
+    return pairs
+
+
+def load_torch_state_dict(model: keras.Model, state_dict: dict) -> None:
+    """Copy a PyTorch ResNet state_dict (torchvision naming, values as numpy arrays) into `model`.
+
+    Convolution kernels go from (out, in, kh, kw) to Keras's (kh, kw, in, out), the classifier
+    from (out, in) to (in, out); BatchNorm takes weight, bias, running_mean, running_var. Every
+    tensor must be used and every layer filled, or nothing is copied.
+    """
+    import numpy as np
+
+    arrays = {key: np.asarray(value) for key, value in state_dict.items()
+              if not key.endswith("num_batches_tracked")}
+    assignments = []
+    for target, name in torch_layer_names(model):
+        if isinstance(target, keras.layers.BatchNormalization):
+            keys = [f"{name}.{part}" for part in ("weight", "bias", "running_mean", "running_var")]
+            convert = [lambda a: a] * 4
+        else:
+            keys = [f"{name}.weight"] + ([f"{name}.bias"] if target.use_bias else [])
+            transpose = (1, 0) if isinstance(target, keras.layers.Dense) else (2, 3, 1, 0)
+            convert = [lambda a, t=transpose: a.transpose(t), lambda a: a]
+        missing = [key for key in keys if key not in arrays]
+        if missing:
+            raise ConfigError(f"{model.name}: the state_dict has no {missing[0]!r}")
+        values = [fn(arrays.pop(key)) for fn, key in zip(convert, keys)]
+        expected = [tuple(weight.shape) for weight in target.weights]
+        if [value.shape for value in values] != expected:
+            raise ConfigError(f"{model.name}: {name} has shapes {[v.shape for v in values]}, "
+                              f"the model needs {expected}")
+        assignments.append((target, values))
+    if arrays:
+        raise ConfigError(f"{model.name}: state_dict entries left unused: "
+                          f"{', '.join(sorted(arrays)[:5])}")
+    for target, values in assignments:
+        target.set_weights(values)
