@@ -145,6 +145,30 @@ class _NumberedConvs:
     def norms(self) -> list:
         return [getattr(self, f"bn{i}") for i in range(1, self.num_convs + 1)]
 
+    def _build_convs(self, input_shape) -> tuple:
+        """Build the conv/BN chain for `input_shape`; returns the chain's output shape."""
+        shape = input_shape
+        for conv, norm in zip(self.convs, self.norms):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            if norm is not None:
+                norm.build(shape)
+        return shape
+
+    def _convs_output_shape(self, input_shape) -> tuple:
+        shape = input_shape
+        for conv in self.convs:
+            shape = conv.compute_output_shape(shape)
+        return shape
+
+    def _convs_macs(self, input_shape) -> tuple[int, tuple]:
+        """MACs of the conv chain and its output shape."""
+        total, shape = 0, input_shape
+        for conv in self.convs:
+            macs, shape = _conv_macs(conv, shape)
+            total += macs
+        return total, shape
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Stem(_NumberedConvs, keras.layers.Layer):
@@ -182,12 +206,7 @@ class Stem(_NumberedConvs, keras.layers.Layer):
                      if kind != "cifar" else None)
 
     def build(self, input_shape):
-        shape = input_shape
-        for conv, norm in zip(self.convs, self.norms):
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-            if norm is not None:
-                norm.build(shape)
+        self._build_convs(input_shape)
 
     def call(self, x, training=None):
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
@@ -201,20 +220,14 @@ class Stem(_NumberedConvs, keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape
-        for conv in self.convs:
-            shape = conv.compute_output_shape(shape)
+        shape = self._convs_output_shape(input_shape)
         if self.pool is not None:
             padded = (shape[0], shape[1] + 2, shape[2] + 2, shape[3])
             shape = self.pool.compute_output_shape(padded)
         return shape
 
     def macs(self, input_shape) -> int:
-        total, shape = 0, input_shape
-        for conv in self.convs:
-            macs, shape = _conv_macs(conv, shape)
-            total += macs
-        return total
+        return self._convs_macs(input_shape)[0]
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "width": self.width,
@@ -449,12 +462,7 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
             self.shortcut_layer.build(input_shape)
         if self.preact_norm is not None:
             self.preact_norm.build(input_shape)
-        shape = input_shape
-        for conv, norm in zip(self.convs, self.norms):
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-            if norm is not None:
-                norm.build(shape)
+        shape = self._build_convs(input_shape)
         if self.se is not None:
             self.se.build(shape)
 
@@ -484,16 +492,10 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
         return out if self.preact else ops.relu(out)
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape
-        for conv in self.convs:
-            shape = conv.compute_output_shape(shape)
-        return shape
+        return self._convs_output_shape(input_shape)
 
     def macs(self, input_shape) -> int:
-        total, shape = 0, input_shape
-        for conv in self.convs:
-            macs, shape = _conv_macs(conv, shape)
-            total += macs
+        total, shape = self._convs_macs(input_shape)
         if self.se is not None:
             total += self.se.macs(shape)
         if self.shortcut_layer is not None:
