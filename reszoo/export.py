@@ -39,13 +39,13 @@ import platform
 import shutil
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import keras
 
+from reszoo._callable import make_module_callable
 from reszoo.errors import ExportError, ReszooError
 
 SIGNATURES = {
@@ -374,12 +374,8 @@ def _load_run(run_dir: Path):
             model.load_weights(str(final))
             source = str(final)
         else:
-            try:  # fit's checkpoint layout: the model's variables tracked by position
-                from reszoo.fit import make_checkpoint
-            except ImportError:
-                make_checkpoint = tf.train.Checkpoint
-            try:
-                make_checkpoint(model=model).restore(checkpoint).expect_partial() \
+            try:  # fit's checkpoints: tf.train.Checkpoint(model=..., optimizer=..., ...)
+                tf.train.Checkpoint(model=model).read(checkpoint).expect_partial() \
                     .assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as e:
                 raise ExportError(f"checkpoint {checkpoint} does not match the model in "
@@ -553,15 +549,7 @@ def main(argv=None) -> int:
     return 0
 
 
-# reszoo/__init__.py exposes the function ``export`` lazily, and importing this submodule makes
-# the attribute ``reszoo.export`` the module. Making the module callable keeps
-# ``reszoo.export(...)`` working whichever of the two the attribute holds.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return export(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    sys.modules[__name__].__class__ = _CallableModule
+else:  # ``reszoo.export(...)`` keeps working once this submodule shadows the lazy function
+    make_module_callable(__name__, "export")

@@ -35,13 +35,13 @@ import shutil
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 import tensorflow as tf
 import keras
 
 from reszoo import recipes
+from reszoo._callable import make_module_callable
 from reszoo.recipes import (RESUMABLE_CHANGES, _jsonable, check_output_dir,  # noqa: F401
                             config_differences)
 from reszoo.errors import ConfigError, DataError, ReszooError, TrainingError
@@ -282,41 +282,36 @@ def make_optimizer(cfg, steps_per_epoch, precision):
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _track_variables(variables):
-    """A trackable holding variables by position ("0007_kernel"): restores into any model or
-    optimizer with the same variables in the same order, whatever its layers' auto-generated
-    names."""
-    return tf.train.Checkpoint(**{f"{i:04d}_{v.name}": v for i, v in enumerate(variables)})
-
-
 def make_checkpoint(model, optimizer=None, step=None, epoch=None) -> tf.train.Checkpoint:
-    """The checkpoint fit writes: tf.train.Checkpoint(model=..., optimizer=..., step=...,
-    epoch=...). ``model`` and ``optimizer`` are their variable lists (model.variables, including
-    BatchNorm moving statistics; optimizer.variables) tracked by position: Keras 3 layers that
-    keep sublayers in Python lists are invisible to TensorFlow's object-graph checkpoints (only
-    the layers reachable through plain attributes would be saved), so fit does not rely on the
-    object graph. step: the global step (int64); epoch: the number of completed epochs."""
-    parts = {"model": _track_variables(model.variables)}
-    if optimizer is not None:
-        parts["optimizer"] = _track_variables(optimizer.variables)
-    if step is not None:
-        parts["step"] = step
-    if epoch is not None:
-        parts["epoch"] = epoch
-    return tf.train.Checkpoint(**parts)
+    """The checkpoint fit writes: TensorFlow's plain object-graph checkpoint
+    tf.train.Checkpoint(model=..., optimizer=..., step=..., epoch=...), the parts given as None
+    left out. ``model`` saves every model variable (BatchNorm moving statistics included) under
+    its attribute path (reszoo's layers keep their sublayers as named attributes), ``optimizer``
+    its iterations and slot variables; step: the global step (int64); epoch: the number of
+    completed epochs. Restore the optimizer part into a *built* optimizer so that its slot
+    variables are restored at once."""
+    parts = {"model": model, "optimizer": optimizer, "step": step, "epoch": epoch}
+    return tf.train.Checkpoint(**{k: v for k, v in parts.items() if v is not None})
 
 
 def load_checkpoint_weights(model, path) -> int:
     """Load the model weights of a fit checkpoint (a checkpoint prefix, a run directory or its
     checkpoints/ directory; the latest is taken) into ``model`` built with the run's
-    config.json["build"]. Returns the checkpoint's global step."""
+    config.json["build"]. The optimizer state is ignored; every model variable must be in the
+    checkpoint (TrainingError otherwise). Returns the checkpoint's global step (0 without one)."""
     if os.path.isdir(path):
         sub = os.path.join(path, "checkpoints")
         path = tf.train.latest_checkpoint(sub if os.path.isdir(sub) else path)
         if path is None:
             raise TrainingError("no checkpoint found there")
+    try:
+        tf.train.Checkpoint(model=model).read(path).expect_partial() \
+            .assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise TrainingError(f"checkpoint {path} does not match the model {model.name!r} (built "
+                            f"with another config?): {str(e).splitlines()[0]}") from e
     step = tf.Variable(0, dtype=tf.int64)
-    make_checkpoint(model, step=step).restore(path).expect_partial()
+    tf.train.Checkpoint(step=step).read(path).expect_partial()
     return int(step.numpy())
 
 
@@ -753,6 +748,8 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
                                   f"{num_classes} classes")
         cfg["build"] = build
         optimizer, schedule = make_optimizer(cfg, spe, cfg["precision"])
+        # Built before any restore: a resumed run's slot variables (momentum, ...) then exist
+        # and the checkpoint restores them at once instead of deferring.
         optimizer.build(model.trainable_variables)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -794,7 +791,11 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
     if output_dir is not None:
         latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
         if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
+            try:  # model, built optimizer (slots included), step and epoch, all restored now
+                checkpoint.restore(latest).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as e:
+                raise TrainingError(f"cannot resume from {latest}: it does not match this run's "
+                                    f"model and optimizer: {str(e).splitlines()[0]}") from e
             start_step = int(step_var.numpy())
             restored_from = latest
             if verbose and chief:
@@ -971,12 +972,5 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                      output_dir=output_dir, is_chief=chief)
 
 
-# reszoo/__init__.py re-exports the function ``fit`` lazily, and importing this submodule makes
-# the attribute ``reszoo.fit`` the module. Making the module callable keeps ``reszoo.fit(...)``
-# working whichever of the two the attribute holds.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return fit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# ``reszoo.fit(...)`` keeps working once this submodule shadows the lazy function (_callable.py).
+make_module_callable(__name__, "fit")
