@@ -36,34 +36,23 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(kind, minimum, inclusive, description):
+    """An argparse type: `kind` parsed from text, at least (or above) `minimum`, finite."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value >= minimum if inclusive else value > minimum) \
+                or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_positive_int = _number(int, 1, True, "a positive integer")
+_non_negative_int = _number(int, 0, True, "an integer >= 0")
+_positive_float = _number(float, 0.0, False, "a positive number")
 
 
 def build_parser():
@@ -164,13 +153,18 @@ def main(argv=None) -> int:
 
         prepare(args.model, reszoo.get_config(args.model), args.dataset, config=args.config,
                 options=options, output_dir=output)
-        from reszoo.fit import DivergedError, fit
+        if args.export:  # an unusable export directory is refused before training, not after
+            from pathlib import Path
+            from reszoo.export import _check_export_dir
+
+            _check_export_dir(Path(args.export), None, False)
+        from reszoo.fit import RunFailedError, fit
 
         try:
             result = fit(args.model, args.dataset, config=args.config, output_dir=output,
                          verbose=0 if args.quiet else 1, **_fit_kwargs(options))
-        except DivergedError as e:
-            sys.stderr.write(f"reszoo.train: run failed: {e}\n")
+        except RunFailedError as e:  # diverged, checkpoint not writable, a worker lost
+            sys.stderr.write(f"reszoo.train: run failed: {_one_line(e)}\n")
             return 1
         if args.export and result.is_chief:
             from reszoo.export import export
