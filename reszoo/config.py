@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from typing import Any
 
 from reszoo.errors import ConfigError
@@ -113,6 +114,20 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 8
+
+
+def short_repr(value: Any) -> str:
+    """repr() bounded in length and nesting depth: a message echoing a hostile value (deeply
+    nested, megabytes long) stays one readable line and never recurses too deep."""
+    try:
+        return _REPR.repr(value)
+    except (RecursionError, ValueError):  # ValueError: an int too long to print
+        return f"<{type(value).__name__}>"
+
+
 class _FieldChecker:
     """Collects the checks for one entry so each message names the entry and the field."""
 
@@ -122,7 +137,8 @@ class _FieldChecker:
 
     def fail(self, field: str, problem: str) -> ConfigError:
         return ConfigError(
-            f"model {self.name!r}: field {field!r} {problem} (got {self.data.get(field)!r})"
+            f"model {self.name!r}: field {field!r} {problem} "
+            f"(got {short_repr(self.data.get(field))})"
         )
 
     def integer(self, field: str, minimum: int = 1) -> int:

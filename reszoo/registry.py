@@ -93,6 +93,7 @@ class Registry:
 
     def load_document(self, document: Any, source: str) -> list[str]:
         """Register every model of a registry document (path or parsed JSON), all or none."""
+        self._ensure_loaded()  # built-in blocks and models first: `extends`, duplicates
         if isinstance(document, (str, os.PathLike)):
             document = _read_json(Path(document), source)
         entries = _entries(document, source)
