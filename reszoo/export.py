@@ -42,8 +42,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-import keras
+
+if __name__ == "__main__":  # the CLI: TensorFlow's start-up log lines off stderr (one-line errors)
+    from reszoo.train import _import_quietly
+
+    _import_quietly()
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
 
 from reszoo._callable import make_module_callable
 from reszoo.errors import ExportError, ReszooError
@@ -306,11 +311,21 @@ def _check_export_dir(export_dir: Path, version, overwrite: bool) -> int | None:
     if export_dir.exists() and not export_dir.is_dir():
         raise ExportError(f"export directory {export_dir} is a file, not a directory; "
                           "choose a directory (TF Serving's model_base_path)")
+    from reszoo.recipes import uncreatable_reason
+
+    reason = None if export_dir.exists() else uncreatable_reason(export_dir)
+    if reason:
+        raise ExportError(f"export directory {export_dir} cannot be created: {reason}")
     if export_dir.is_dir() and version is not None and not overwrite \
             and version in _existing_versions(export_dir):
         raise ExportError(f"version {version} already exists in {export_dir}; pass "
                           "overwrite=True (--overwrite) to replace it, or another version")
     return version
+
+
+def _first_line_of(error) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _is_run_dir(source) -> bool:
@@ -383,7 +398,10 @@ def _load_run(run_dir: Path):
             source = checkpoint
     elif final.is_file():
         # A keras.Model passed to reszoo.fit: its architecture lives in model.keras only.
-        model = keras.saving.load_model(str(final), compile=False)
+        try:  # safe_mode: a Lambda's bytecode in someone else's model.keras is refused
+            model = keras.saving.load_model(str(final), compile=False, safe_mode=True)
+        except (ValueError, TypeError, OSError) as e:
+            raise ExportError(f"cannot load {final}: {_first_line_of(e)}") from e
         name, source = run_config.get("model") or model.name, str(final)
     else:
         raise ExportError(f"{config_path} has no 'build' entry and {run_dir} has no model.keras: "
@@ -447,8 +465,14 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
             raise ExportError(f"cannot read the training summary {summary_path}: {e}") from e
 
     created = not export_dir.exists()
-    export_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=export_dir))
+    try:
+        export_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=export_dir))
+    except OSError as e:
+        if created:
+            shutil.rmtree(export_dir, ignore_errors=True)
+        raise ExportError(f"cannot write into export directory {export_dir}: "
+                          f"{e.strerror or e}") from e
     scratch = Path(tempfile.mkdtemp(prefix="reszoo-export-"))
     try:
         names_path = scratch / CLASS_NAMES_FILE
@@ -524,8 +548,14 @@ def _move_into_place(saved: Path, target: Path, overwrite: bool) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
+        sys.stderr.write(f"reszoo.export: error: {' '.join(message.split())}\n")
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m reszoo.export",
         description="Export a reszoo model (a reszoo.fit run directory, or a zoo name built "
                     "untrained) as EXPORT_DIR/<version>/, a SavedModel for TF Serving.")

@@ -49,8 +49,26 @@ from reszoo.errors import ConfigError, DataError, ReszooError, TrainingError
 CONFIG_VERSION = recipes.CONFIG_VERSION
 
 
-class DivergedError(TrainingError):
+class RunFailedError(TrainingError):
+    """The run started and then had to stop (exit code 1 in the CLI, not bad input)."""
+
+
+class DivergedError(RunFailedError):
     """The loss became NaN or infinite during training (a run failure, not bad input)."""
+
+
+class CheckpointWriteError(RunFailedError):
+    """A checkpoint could not be written (disk full, directory gone or read-only)."""
+
+
+class WorkerLostError(RunFailedError):
+    """Another worker of a multi-worker run died or stopped answering."""
+
+
+# What a collective op raises when a peer is gone (TF's coordination service notices a dead or
+# frozen worker within seconds and aborts the pending collectives with one of these).
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.AbortedError, tf.errors.CancelledError)
 
 
 @dataclasses.dataclass
@@ -453,10 +471,59 @@ def evaluate(strategy, eval_step, dist_dataset, steps=None) -> dict:
 
 def _write_json(path, value):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_jsonable(value), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(value), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk leaves the old file, never a truncated one
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path):
+    try:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    except OSError:
+        pass
+
+
+def _first_line(error) -> str:
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error",
+                                                             "Detected at node", "File "))]
+    return (useful or lines or [type(error).__name__])[0][:300]
+
+
+def _checkpoint_failure(directory, step, error) -> str:
+    """Remove what a failed save of checkpoint ``step`` left (partial data/index files, temp
+    directories) unless it did become the latest, and say what happened."""
+    latest = tf.train.latest_checkpoint(directory)
+    prefix = os.path.join(directory, f"ckpt-{step}")
+    if latest != prefix:
+        for leftover in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
+            _remove_quietly(leftover)
+    reason = (f"{error.strerror} (errno {error.errno})" if isinstance(error, OSError)
+              and error.strerror else _first_line(error))
+    return (f"cannot write checkpoint ckpt-{step} in {directory}: {reason}; "
+            + (f"the last good checkpoint {latest} is kept" if latest else "no checkpoint kept")
+            + "; free space or fix the directory, then rerun the same command to resume")
+
+
+def _save_model_atomically(model, path):
+    """model.save into a temporary .keras file renamed over ``path``: a full disk leaves no
+    truncated model.keras."""
+    tmp = os.path.join(os.path.dirname(path), ".model-tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except (OSError, tf.errors.OpError) as e:
+        _remove_quietly(tmp)
+        raise CheckpointWriteError(f"cannot write {path}: {e}") from e
 
 
 def _read_history(path, upto_epoch):
@@ -762,7 +829,11 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
     if output_dir is not None:
         if chief:
             write_dir = output_dir
-            os.makedirs(output_dir, exist_ok=True)
+            try:
+                os.makedirs(output_dir, exist_ok=True)
+            except OSError as e:
+                raise TrainingError(f"cannot create output directory {output_dir}: "
+                                    f"{e.strerror or e}; choose another --output") from e
             if not resume:
                 _write_json(os.path.join(output_dir, "config.json"), cfg)
             else:  # epochs may have grown: keep config.json the truth
@@ -838,7 +909,11 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             sync()
         step_var.assign(step_now)
         epoch_var.assign(epochs_done)
-        manager.save(checkpoint_number=step_now)
+        try:
+            manager.save(checkpoint_number=step_now)
+        except (OSError, tf.errors.OpError) as e:
+            raise CheckpointWriteError(_checkpoint_failure(manager.directory, step_now, e)) \
+                from e
 
     try:
         for epoch in range(step // spe, epochs):
@@ -925,7 +1000,18 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             logs = evaluate(strat, eval_step, dist_val, cfg["validation_steps"])
         cb.on_train_end(dict(logs))
         if write_dir is not None:
-            model.save(os.path.join(write_dir, "model.keras"))
+            _save_model_atomically(model, os.path.join(write_dir, "model.keras"))
+    except _PEER_ERRORS as e:
+        status = "failed"
+        if not isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        last = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints")) \
+            if output_dir else None
+        raise WorkerLostError(
+            f"another worker of the {cfg['num_replicas']}-replica multi-worker run died or "
+            f"stopped answering near global step {step} ({type(e).__name__}: "
+            f"{_first_line(e)}); restart every worker with the same command to resume from "
+            + (last or "the start (no checkpoint yet)")) from e
     except BaseException:
         if status == "completed":
             status = "failed"
@@ -955,13 +1041,21 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
         }
         if chief and output_dir is not None:
-            if rows and status != "diverged":
-                plot_note = plot_history(rows, os.path.join(output_dir, "learning_curves.png"))
-                if plot_note:
-                    summary["plot"] = plot_note
-                    if verbose:
-                        print(f"reszoo.fit: {plot_note}", flush=True)
-            _write_json(os.path.join(output_dir, "summary.json"), summary)
+            try:
+                if rows and status != "diverged":
+                    plot_note = plot_history(rows, os.path.join(output_dir,
+                                                                "learning_curves.png"))
+                    if plot_note:
+                        summary["plot"] = plot_note
+                        if verbose:
+                            print(f"reszoo.fit: {plot_note}", flush=True)
+                _write_json(os.path.join(output_dir, "summary.json"), summary)
+            except OSError as e:
+                if status == "completed":
+                    raise CheckpointWriteError(f"cannot write {output_dir}: {e}") from e
+                # already failing: keep the original error, not this one
+                print(f"reszoo.fit: could not write summary.json ({e})", file=sys.stderr,
+                      flush=True)
             for w in tb.values():
                 w.close()
     if verbose and chief:

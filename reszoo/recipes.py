@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import os
 
 from reszoo.errors import ConfigError, TrainingError
@@ -212,8 +213,8 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _is_num(v):  # finite: an inf/NaN learning rate or momentum is bad input, not a run
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def validate(cfg: dict):
@@ -317,18 +318,47 @@ def config_differences(old: dict, new: dict) -> list:
             if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
 
 
+def uncreatable_reason(path) -> str | None:
+    """Why directory ``path`` cannot be created (a parent is a file or not writable), or None.
+    Checked before any work so a bad --output / export directory fails at once, not after
+    training."""
+    path = os.path.abspath(os.fspath(path))
+    parent = path
+    while not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up
+    if parent == path:
+        return None
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable"
+    return None
+
+
 def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
     """True when output_dir holds a compatible run to resume, False when it is new or empty.
     Raises TrainingError for a directory of another config or a non-run directory. With
     partial=True only the keys present in cfg are compared (an early check before the data
     and model are known)."""
-    if output_dir is None or not os.path.exists(output_dir):
+    if output_dir is None:
+        return False
+    if not os.path.exists(output_dir):
+        reason = uncreatable_reason(output_dir)
+        if reason:
+            raise TrainingError(f"output directory {output_dir} cannot be created: {reason}; "
+                                "choose another --output")
         return False
     if not os.path.isdir(output_dir):
         raise TrainingError(f"output directory {output_dir} is a file")
     path = os.path.join(output_dir, "config.json")
     if not os.path.exists(path):
-        if [n for n in os.listdir(output_dir) if not n.startswith(".")]:
+        # (a chief's config.json.tmp, renamed in a moment, is not "another run": other
+        # workers of a multi-worker run check the directory while the chief writes it)
+        if [n for n in os.listdir(output_dir) if not n.startswith(".")
+                and not n.endswith(".tmp")]:
             raise TrainingError(f"output directory {output_dir} is not empty and holds no "
                                 "reszoo run (config.json); choose another --output")
         return False
