@@ -123,10 +123,12 @@ def test_lr_schedule_warmup_cosine_steps():
 def test_precision_and_strategy_selection(monkeypatch):
     from reszoo import fit as F  # the callable module
 
+    from reszoo import devices
+
     fitmod = sys.modules["reszoo.fit"]
-    monkeypatch.setattr(fitmod, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert fitmod.select_precision("auto")[0] == "mixed_bfloat16"
-    monkeypatch.setattr(fitmod, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2"})
     assert fitmod.select_precision("auto")[0] == "float32"
     assert fitmod.select_precision("mixed_float16") == ("mixed_float16", "requested")
     with pytest.raises(ConfigError):
