@@ -30,25 +30,15 @@ SHARED_NOTE = ("shared machine: other engineers run tests on it now and then, so
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from reszoo.devices import cpu_name  # the same description fit writes into summary.json
+
+    return cpu_name()
 
 
 def cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    from reszoo.devices import cpu_flags as flags
+
+    return flags()
 
 
 def machine_description() -> dict:

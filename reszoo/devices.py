@@ -158,3 +158,16 @@ def is_chief(strategy) -> bool:
     if task_type is None or task_type == "chief":
         return True
     return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def describe_device() -> dict:
+    """CPU, GPUs and host, for summary.json and benchmark reports."""
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for g in gpus:
+        try:
+            names.append(tf.config.experimental.get_device_details(g).get("device_name", g.name))
+        except Exception:  # noqa: BLE001
+            names.append(g.name)
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": names,
+            "host": platform.node()}

@@ -31,3 +31,19 @@ class TrainingError(ReszooError, RuntimeError):
 
 class ExportError(ReszooError, ValueError):
     """A model cannot be exported as asked (existing version, bad directory, ...)."""
+
+
+class RunFailedError(TrainingError):
+    """The run started and then had to stop (exit code 1 in the CLI, not bad input)."""
+
+
+class DivergedError(RunFailedError):
+    """The loss became NaN or infinite during training (a run failure, not bad input)."""
+
+
+class CheckpointWriteError(RunFailedError):
+    """A checkpoint could not be written (disk full, directory gone or read-only)."""
+
+
+class WorkerLostError(RunFailedError):
+    """Another worker of a multi-worker run died or stopped answering."""

@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import keras  # noqa: E402
 
 from reszoo._callable import make_module_callable
 from reszoo.errors import ExportError, ReszooError
+from reszoo.rundir import first_line, package_versions
 
 SIGNATURES = {
     "serving_default": ("images", tf.float32),
@@ -227,14 +227,6 @@ def warmup_requests(model_name: str, height: int, width: int) -> list[bytes]:
 
 # ------------------------------------------------------------------------------ inputs
 
-def _versions() -> dict:
-    import reszoo
-
-    return {"reszoo": reszoo.__version__, "keras": keras.__version__,
-            "tensorflow": tf.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
 def _check_class_names(class_names, num_classes: int, source: str = "class_names") -> list[str]:
     if class_names is None:
         return [str(i) for i in range(num_classes)]
@@ -323,11 +315,6 @@ def _check_export_dir(export_dir: Path, version, overwrite: bool) -> int | None:
     return version
 
 
-def _first_line_of(error) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def _is_run_dir(source) -> bool:
     return isinstance(source, os.PathLike) or (isinstance(source, str) and (
         os.path.isdir(source) or os.sep in source or source.startswith(".")))
@@ -401,7 +388,7 @@ def _load_run(run_dir: Path):
         try:  # safe_mode: a Lambda's bytecode in someone else's model.keras is refused
             model = keras.saving.load_model(str(final), compile=False, safe_mode=True)
         except (ValueError, TypeError, OSError) as e:
-            raise ExportError(f"cannot load {final}: {_first_line_of(e)}") from e
+            raise ExportError(f"cannot load {final}: {first_line(e)}") from e
         name, source = run_config.get("model") or model.name, str(final)
     else:
         raise ExportError(f"{config_path} has no 'build' entry and {run_dir} has no model.keras: "
@@ -504,7 +491,7 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
             "dtype_policy": keras_model.dtype_policy.name,
             "config": config,
             "training_summary": summary,
-            "versions": _versions(),
+            "versions": package_versions(),
         }
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True,
                                                       default=str) + "\n")

@@ -24,13 +24,10 @@ config is refused before anything is written.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
-import json
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -42,28 +39,15 @@ import keras
 
 from reszoo import recipes
 from reszoo._callable import make_module_callable
-from reszoo.devices import cpu_name, is_chief, select_precision, select_strategy  # noqa: F401
+from reszoo import rundir
+from reszoo.devices import describe_device, is_chief, select_precision, select_strategy  # noqa: F401
 from reszoo.recipes import (RESUMABLE_CHANGES, _jsonable, check_output_dir,  # noqa: F401
                             config_differences)
-from reszoo.errors import ConfigError, DataError, ReszooError, TrainingError
+from reszoo.errors import (CheckpointWriteError, ConfigError, DataError,  # noqa: F401
+                           DivergedError, ReszooError, RunFailedError, TrainingError,
+                           WorkerLostError)
 
 CONFIG_VERSION = recipes.CONFIG_VERSION
-
-
-class RunFailedError(TrainingError):
-    """The run started and then had to stop (exit code 1 in the CLI, not bad input)."""
-
-
-class DivergedError(RunFailedError):
-    """The loss became NaN or infinite during training (a run failure, not bad input)."""
-
-
-class CheckpointWriteError(RunFailedError):
-    """A checkpoint could not be written (disk full, directory gone or read-only)."""
-
-
-class WorkerLostError(RunFailedError):
-    """Another worker of a multi-worker run died or stopped answering."""
 
 
 # What a collective op raises when a peer is gone (TF's coordination service notices a dead or
@@ -325,158 +309,6 @@ def evaluate(strategy, eval_step, dist_dataset, steps=None) -> dict:
     return {"val_loss": loss / count, "val_accuracy": correct / count}
 
 
-# --------------------------------------------------------------------------- run directory
-
-def _write_json(path, value):
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(_jsonable(value), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:  # a full disk leaves the old file, never a truncated one
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path):
-    try:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
-    except OSError:
-        pass
-
-
-def _first_line(error) -> str:
-    text = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error",
-                                                             "Detected at node", "File "))]
-    return (useful or lines or [type(error).__name__])[0][:300]
-
-
-def _checkpoint_failure(directory, step, error) -> str:
-    """Remove what a failed save of checkpoint ``step`` left (partial data/index files, temp
-    directories) unless it did become the latest, and say what happened."""
-    latest = tf.train.latest_checkpoint(directory)
-    prefix = os.path.join(directory, f"ckpt-{step}")
-    if latest != prefix:
-        for leftover in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
-            _remove_quietly(leftover)
-    reason = (f"{error.strerror} (errno {error.errno})" if isinstance(error, OSError)
-              and error.strerror else _first_line(error))
-    return (f"cannot write checkpoint ckpt-{step} in {directory}: {reason}; "
-            + (f"the last good checkpoint {latest} is kept" if latest else "no checkpoint kept")
-            + "; free space or fix the directory, then rerun the same command to resume")
-
-
-def _save_model_atomically(model, path):
-    """model.save into a temporary .keras file renamed over ``path``: a full disk leaves no
-    truncated model.keras."""
-    tmp = os.path.join(os.path.dirname(path), ".model-tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except (OSError, tf.errors.OpError) as e:
-        _remove_quietly(tmp)
-        raise CheckpointWriteError(f"cannot write {path}: {e}") from e
-
-
-def _read_history(path, upto_epoch):
-    rows = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for row in csv.DictReader(f):
-                try:
-                    if int(row["epoch"]) <= upto_epoch:
-                        rows.append({k: (float(v) if v not in ("", None) else None)
-                                     for k, v in row.items()})
-                except (KeyError, ValueError):
-                    continue
-    for r in rows:
-        r["epoch"] = int(r["epoch"])
-    return rows
-
-
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_sec",
-                  "epoch_time"]
-
-
-def _write_history(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
-
-
-def plot_history(rows, path) -> str | None:
-    """Write learning curves to path; returns None, or why it was skipped."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install matplotlib) - learning_curves.png skipped"
-    epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, [r.get(key) for r in rows], label=f"train {key}")
-        if any(r.get(f"val_{key}") is not None for r in rows):
-            ax.plot(epochs, [r.get(f"val_{key}") for r in rows], label=f"validation {key}")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return None
-
-
-def _versions():
-    out = {"python": platform.python_version(), "tensorflow": tf.__version__,
-           "keras": keras.__version__, "numpy": np.__version__}
-    try:
-        import reszoo
-        out["reszoo"] = getattr(reszoo, "__version__", None)
-    except Exception:  # noqa: BLE001
-        pass
-    return out
-
-
-def _device_description():
-    gpus = tf.config.list_physical_devices("GPU")
-    names = []
-    for g in gpus:
-        try:
-            names.append(tf.config.experimental.get_device_details(g).get("device_name", g.name))
-        except Exception:  # noqa: BLE001
-            names.append(g.name)
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": names,
-            "host": platform.node()}
-
-
-def _scalar_metadata():
-    from tensorflow.core.framework import summary_pb2
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = "scalars"  # what TensorBoard's scalar dashboard reads
-    return meta.SerializeToString()
-
-
-def _summary_scalar(writer, tag, value, step):
-    """A TensorBoard scalar without needing the tensorboard package (tf.summary.scalar does)."""
-    if writer is None or value is None:
-        return
-    with writer.as_default():
-        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                         metadata=_scalar_metadata())
-
-
 # --------------------------------------------------------------------------- fit
 
 def _model_from_name(name, model_config, cfg, input_shape, num_classes):
@@ -693,9 +525,9 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
                 raise TrainingError(f"cannot create output directory {output_dir}: "
                                     f"{e.strerror or e}; choose another --output") from e
             if not resume:
-                _write_json(os.path.join(output_dir, "config.json"), cfg)
+                rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
             else:  # epochs may have grown: keep config.json the truth
-                _write_json(os.path.join(output_dir, "config.json"), cfg)
+                rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
         else:
             worker_tmp = write_dir = tempfile.mkdtemp(prefix="reszoo-worker-")
         manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
@@ -741,7 +573,7 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
     sync = make_sync_function(strat, model)
 
     history_path = os.path.join(output_dir, "history.csv") if output_dir else None
-    rows = _read_history(history_path, start_step // spe) if (history_path and chief) else []
+    rows = rundir.read_history(history_path, start_step // spe) if (history_path and chief) else []
     tb = {}
     if output_dir is not None and chief:
         tb = {k: tf.summary.create_file_writer(os.path.join(output_dir, "tensorboard", k))
@@ -770,7 +602,7 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         try:
             manager.save(checkpoint_number=step_now)
         except (OSError, tf.errors.OpError) as e:
-            raise CheckpointWriteError(_checkpoint_failure(manager.directory, step_now, e)) \
+            raise CheckpointWriteError(rundir.checkpoint_failure(manager.directory, step_now, e)) \
                 from e
 
     try:
@@ -836,12 +668,12 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             row = {"epoch": epoch + 1, **logs, "images_per_sec": ips, "epoch_time": epoch_time}
             rows.append(row)
             if chief and output_dir is not None:
-                _write_history(history_path, rows)
+                rundir.write_history(history_path, rows)
                 for key in ("loss", "accuracy"):
-                    _summary_scalar(tb.get("train"), key, logs.get(key), epoch + 1)
-                    _summary_scalar(tb.get("validation"), key, logs.get(f"val_{key}"), epoch + 1)
-                _summary_scalar(tb.get("train"), "learning_rate", logs["lr"], epoch + 1)
-                _summary_scalar(tb.get("train"), "images_per_sec", ips, epoch + 1)
+                    rundir.summary_scalar(tb.get("train"), key, logs.get(key), epoch + 1)
+                    rundir.summary_scalar(tb.get("validation"), key, logs.get(f"val_{key}"), epoch + 1)
+                rundir.summary_scalar(tb.get("train"), "learning_rate", logs["lr"], epoch + 1)
+                rundir.summary_scalar(tb.get("train"), "images_per_sec", ips, epoch + 1)
                 for w in tb.values():
                     w.flush()
             cb.on_epoch_end(epoch, dict(logs))
@@ -858,7 +690,7 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             logs = evaluate(strat, eval_step, dist_val, cfg["validation_steps"])
         cb.on_train_end(dict(logs))
         if write_dir is not None:
-            _save_model_atomically(model, os.path.join(write_dir, "model.keras"))
+            rundir.save_model_atomically(model, os.path.join(write_dir, "model.keras"))
     except _PEER_ERRORS as e:
         status = "failed"
         if not isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
@@ -868,7 +700,7 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         raise WorkerLostError(
             f"another worker of the {cfg['num_replicas']}-replica multi-worker run died or "
             f"stopped answering near global step {step} ({type(e).__name__}: "
-            f"{_first_line(e)}); restart every worker with the same command to resume from "
+            f"{rundir.first_line(e)}); restart every worker with the same command to resume from "
             + (last or "the start (no checkpoint yet)")) from e
     except BaseException:
         if status == "completed":
@@ -876,7 +708,7 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         raise
     finally:
         wall = time.time() - t_start
-        history = {k: [r.get(k) for r in rows] for k in HISTORY_FIELDS}
+        history = {k: [r.get(k) for r in rows] for k in rundir.HISTORY_FIELDS}
         if not logs and rows:
             logs = {k: rows[-1].get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy",
                                                  "lr")}
@@ -884,8 +716,8 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             "status": status,
             "model": cfg["model"], "dataset": cfg["dataset"],
             "config": cfg,
-            "versions": _versions(),
-            "device": _device_description(),
+            "versions": rundir.package_versions(),
+            "device": describe_device(),
             "precision": cfg["precision"], "precision_reason": cfg["precision_reason"],
             "strategy": cfg["strategy_name"], "num_replicas": cfg["num_replicas"],
             "final_metrics": {k: v for k, v in logs.items() if v is not None},
@@ -901,13 +733,13 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         if chief and output_dir is not None:
             try:
                 if rows and status != "diverged":
-                    plot_note = plot_history(rows, os.path.join(output_dir,
+                    plot_note = rundir.plot_history(rows, os.path.join(output_dir,
                                                                 "learning_curves.png"))
                     if plot_note:
                         summary["plot"] = plot_note
                         if verbose:
                             print(f"reszoo.fit: {plot_note}", flush=True)
-                _write_json(os.path.join(output_dir, "summary.json"), summary)
+                rundir.write_json(os.path.join(output_dir, "summary.json"), summary)
             except OSError as e:
                 if status == "completed":
                     raise CheckpointWriteError(f"cannot write {output_dir}: {e}") from e

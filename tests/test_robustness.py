@@ -154,7 +154,8 @@ def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
 
 
 def test_full_disk_when_writing_model_keras_and_summary(tmp_path, monkeypatch):
-    from reszoo.fit import CheckpointWriteError, _write_json
+    from reszoo.errors import CheckpointWriteError
+    from reszoo.rundir import write_json as _write_json
 
     run = tmp_path / "run"
     original = keras.Model.save
