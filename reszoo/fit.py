@@ -548,7 +548,6 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
     total_steps = spe * epochs
     global_batch = cfg["batch_size"]
     start_step = 0
-    restored_from = None
     if output_dir is not None:
         latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
         if latest:
@@ -558,7 +557,6 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                 raise TrainingError(f"cannot resume from {latest}: it does not match this run's "
                                     f"model and optimizer: {str(e).splitlines()[0]}") from e
             start_step = int(step_var.numpy())
-            restored_from = latest
             if verbose and chief:
                 where = ("the run is already complete" if start_step >= total_steps else
                          f"epoch {start_step // spe + 1} step {start_step % spe}")
