@@ -218,7 +218,7 @@ def _read_builtin_registry() -> Any:
 def _read_json(path: Path, source: str) -> Any:
     try:
         text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad text or a NUL in the path
         raise ConfigError(f"{source}: cannot read registry file {str(path)!r}: {error}") from None
     return _parse_json(text, source)
 

@@ -178,3 +178,10 @@ def test_cli_list_with_no_match_exits_2():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no model matches" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["\x00", "a\x00b.json", "/no/such/registry.json", "/"])
+def test_unreadable_document_paths_are_config_errors(path):
+    """Found by the slow fuzz run: a path with a NUL byte raised a bare ValueError."""
+    with pytest.raises(ConfigError, match="cannot read registry file"):
+        Registry().load_document(path, source="test path")
