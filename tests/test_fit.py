@@ -9,7 +9,6 @@ before TensorFlow initializes.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,8 @@ import time
 
 import numpy as np
 import pytest
+
+from conftest import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"depths": [1, 1, 1]}
@@ -365,19 +366,9 @@ print("RESULT", json.dumps({"strategy": r.summary["strategy"], "chief": r.is_chi
 """
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def test_multi_worker_mirrored_two_processes(tmp_path):
     pytest.importorskip("reszoo.data")
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     out = tmp_path / "run"
     procs = []

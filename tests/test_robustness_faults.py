@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import free_ports
 
 tf = pytest.importorskip("tensorflow")
 
@@ -191,18 +192,8 @@ def test_seven_kills_then_accuracy_within_noise_of_an_uninterrupted_run(tmp_path
 
 # ----------------------------------------------------------------------------- multi-worker
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start_workers(out: Path, steps: int):
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):
         env = _env(TF_CONFIG=json.dumps({"cluster": cluster,
