@@ -116,11 +116,8 @@ def main(argv=None):
     headers = ["what", "size", "img/s", "img/s from", "GFLOP/s", "fraction of f32 mm",
                "fraction of bf16 mm", "per round"]
     body = common.table(headers, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    if args.no_record:
-        print(body)
-    else:
-        common.append_results("Ceiling: matmul GFLOP/s and achieved training FLOP/s "
-                              "(bench_ceiling)", body)
+    common.append_results("Ceiling: matmul GFLOP/s and achieved training FLOP/s "
+                          "(bench_ceiling)", body, record=not args.no_record)
 
 
 if __name__ == "__main__":

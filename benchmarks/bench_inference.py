@@ -105,11 +105,8 @@ def main(argv=None):
     headers = ["model", "precision", "caller", "batch-1 latency ms (median)",
                "vs tf.function(model)", "batch-64 img/s (median)", "vs tf.function(model)"]
     body = common.table(headers, rows)
-    if args.no_record:
-        print(body)
-    else:
-        common.append_results("Inference: Keras model vs exported SavedModel (bench_inference)",
-                              body)
+    common.append_results("Inference: Keras model vs exported SavedModel (bench_inference)",
+                          body, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -97,11 +97,8 @@ def main(argv=None):
              f"- Time to accuracy: {'; '.join(reached)}."
              + ("\n- --quick run (2 epochs): proves the script works; not a result to quote."
                 if args.quick else ""))
-    if args.no_record:
-        print(body)
-    else:
-        common.append_results(f"Time to accuracy, resnet20 CIFAR-10, {epochs} epochs "
-                              "(bench_time_to_accuracy)", body)
+    common.append_results(f"Time to accuracy, resnet20 CIFAR-10, {epochs} epochs "
+                          "(bench_time_to_accuracy)", body, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -253,10 +253,7 @@ def main(argv=None):
                              f">= 1.0): {'MET' if x >= 1.0 else 'MISSED'}.")
     body += "\n\n" + "\n".join(f"- {n}" for n in notes)
     title = "Training throughput (bench_training)" + (f": {args.label}" if args.label else "")
-    if args.no_record:
-        print(body)
-    else:
-        common.append_results(title, body)
+    common.append_results(title, body, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -99,8 +99,14 @@ def table(headers, rows) -> str:
     return "\n".join(out)
 
 
-def append_results(title: str, body: str, *, argv=None) -> None:
-    """Print and append a section (title, machine description, body) to RESULTS.md."""
+def append_results(title: str, body: str, *, argv=None, record: bool = True) -> None:
+    """Print and append a section (title, machine description, body) to RESULTS.md.
+
+    record=False (the scripts' --no-record) only prints the body.
+    """
+    if not record:
+        print(body)
+        return
     m = machine_description()
     versions = ", ".join(f"{k} {m[k]}" for k in ("python", "tensorflow", "keras", "jax", "torch")
                          if k in m)

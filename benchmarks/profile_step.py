@@ -110,10 +110,7 @@ def main(argv=None):
     headers = ["model", "precision", "part", "reszoo ms", "reszoo img/s", "plain Keras ms",
                "plain img/s", "reszoo/plain time"]
     body = common.table(headers, rows)
-    if args.no_record:
-        print(body)
-    else:
-        common.append_results("Where the step time goes (profile_step)", body)
+    common.append_results("Where the step time goes (profile_step)", body, record=not args.no_record)
 
 
 if __name__ == "__main__":
