@@ -38,7 +38,7 @@ class RunFailedError(TrainingError):
 
 
 class DivergedError(RunFailedError):
-    """The loss became NaN or infinite during training (a run failure, not bad input)."""
+    """The loss or the gradients became NaN or infinite in training (a run failure, not bad input)."""
 
 
 class CheckpointWriteError(RunFailedError):

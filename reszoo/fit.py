@@ -228,6 +228,11 @@ def make_train_function(strategy, model, optimizer, cfg, global_batch, num_class
 
     def replica_step(images, labels):
         grads, data_loss, correct, count = forward_backward(images, labels)
+        if not lso:  # (loss scaling skips non-finite steps by design)
+            # Report non-finite gradients as a NaN loss, so the divergence check sees them even
+            # when the forward pass hides the NaN (oneDNN's fused BatchNorm+ReLU maps NaN to 0).
+            finite = tf.math.is_finite(tf.linalg.global_norm(grads))
+            data_loss = tf.where(finite, data_loss, tf.constant(float("nan"), data_loss.dtype))
         if clip:
             # Clip the *global* gradient (after the cross-replica sum), then hand the optimizer
             # a 1/replicas share so its own all-reduce sums back to the clipped value.
@@ -630,7 +635,8 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                     status = "diverged"
                     last = manager.latest_checkpoint if manager else None
                     raise DivergedError(
-                        f"loss became {losses[bad[0]]} at global step {step + int(bad[0]) + 1} "
+                        f"loss or gradients became {losses[bad[0]]} at global step "
+                        f"{step + int(bad[0]) + 1} "
                         f"(epoch {epoch + 1}); stopped without saving"
                         + (f"; the last good checkpoint is {last}" if last else "")
                         + "; lower the learning rate or enable grad_clip_norm")

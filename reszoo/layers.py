@@ -14,6 +14,8 @@ import math
 import keras
 from keras import ops
 
+from reszoo.batchnorm import FusedBatchNormalization
+
 PACKAGE = "reszoo"
 
 # He et al. initialisation as torchvision does it (fan_out, normal): the recipes assume it.
@@ -117,7 +119,7 @@ class PaddedConv2D(keras.layers.Conv2D):
 
 
 def _norm(epsilon: float, momentum: float, name: str, dtype) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(epsilon=epsilon, momentum=momentum, name=name, dtype=dtype)
+    return FusedBatchNormalization(epsilon=epsilon, momentum=momentum, name=name, dtype=dtype)
 
 
 def _conv(filters, kernel_size, strides, *, groups=1, use_bias=False, name, dtype) -> PaddedConv2D:

@@ -12,6 +12,7 @@ import math
 import keras
 
 from reszoo import layers as L
+from reszoo.batchnorm import FusedBatchNormalization
 from reszoo.config import ModelConfig
 from reszoo.errors import ConfigError
 
@@ -58,8 +59,8 @@ def build_model(config: ModelConfig, block_class: type, *, include_top: bool = T
         x = block_class(block["filters"], block["strides"], drop_path=block["drop_path"],
                         name=block["name"], **block_options)(x)
     if config.preact:
-        x = keras.layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
-                                            name="post_bn")(x)
+        x = FusedBatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
+                                    name="post_bn")(x)
         x = keras.layers.Activation("relu", name="post_relu")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -1,5 +1,6 @@
 """Same function across frameworks: the article's PyTorch SmallResNet, Keras's torch backend."""
 
+import keras
 import numpy as np
 import torch
 from torch import nn
@@ -89,7 +90,7 @@ def test_resnet20_on_the_pytorch_backend_gives_the_tensorflow_outputs(tmp_path):
     rng = np.random.default_rng(0)
     for layer in model.layers:  # non-trivial BN statistics everywhere
         for sub in layer._flatten_layers():
-            if sub.__class__.__name__ == "BatchNormalization" and sub.built:
+            if isinstance(sub, keras.layers.BatchNormalization) and sub.built:
                 g, b, m, v = sub.get_weights()
                 sub.set_weights([g, b, rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 2, v.shape)])
     model.save_weights(tmp_path / "resnet20.weights.h5")
