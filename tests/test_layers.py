@@ -74,6 +74,39 @@ def test_option_a_shortcut_subsamples_and_zero_pads_channels():
     assert layer.count_params() == 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("size, channels, filters", [(5, 2, 5), (8, 3, 3), (7, 4, 9)])
+def test_option_a_shortcut_is_exact_for_odd_sizes_odd_padding_and_bfloat16(
+        size, channels, filters, dtype):
+    rng = np.random.default_rng(size)
+    x = rng.normal(0, 100, (3, size, size, channels)).astype("float32")
+    first = (filters - channels) // 2
+    expected = np.zeros((3, (size + 1) // 2, (size + 1) // 2, filters), "float32")
+    expected[..., first:first + channels] = x[:, ::2, ::2, :]
+    cast = keras.ops.cast(x, dtype)
+    out = keras.ops.convert_to_numpy(keras.ops.cast(L.Shortcut("A", filters, strides=2)(cast),
+                                                    "float32"))
+    rounded = keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(expected, dtype), "float32"))
+    np.testing.assert_array_equal(out, rounded)
+
+
+def test_option_a_shortcut_passes_gradients_to_the_subsampled_pixels_only():
+    import tensorflow as tf
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype("float32"))
+    weights = np.random.default_rng(1).normal(size=(2, 2, 2, 4)).astype("float32")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(L.Shortcut("A", 4, strides=2)(x) * weights)
+    expected = np.zeros((2, 4, 4, 2), "float32")
+    expected[:, ::2, ::2, :] = weights[..., 1:3]
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), expected)
+
+
+def test_option_a_shortcut_cannot_narrow_and_says_to_use_b():
+    with pytest.raises(ValueError, match="at least the input's 8 channels.*kind 'B'"):
+        L.Shortcut("A", 4, strides=2)(np.zeros((1, 4, 4, 8), "float32"))
+
+
 def test_shortcut_d_average_pools_before_projecting():
     x = np.ones((1, 4, 4, 2), dtype="float32")
     layer = L.Shortcut("D", 3, strides=2, normalize=False)
