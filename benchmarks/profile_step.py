@@ -9,9 +9,12 @@ mixed_bfloat16, times (median of interleaved repeats, one synthetic batch in mem
   per call, the recipe's SGD + L2 + LR schedule), i.e. forward + backward + optimizer;
 
 for reszoo's model and the plain Keras model of bench_training (same architecture written with
-``padding="same"`` and slicing shortcuts), so the cost of the model's own layers (explicit
-padding, shortcut layer) and of the optimizer/loop shows separately. ``--trace DIR`` also writes a
-TensorFlow profiler trace of a few fit steps (open with TensorBoard's profile plugin / xprof).
+``padding="same"``, slicing shortcuts and Keras's BatchNormalization), so the cost of the
+model's own layers and of the optimizer/loop shows separately. ``--trace DIR`` also writes a
+TensorFlow profiler trace of a few reszoo mixed_bfloat16 fit steps and prints (and records) the
+time per TensorFlow op type summed from it: the view that found the BatchNormalization cost
+(RESULTS.md). TensorFlow ships the trace's protobuf schema, so no profiler plugin is needed; the
+same directory opens in TensorBoard's profile plugin / xprof for the timeline.
 
     python benchmarks/profile_step.py [--quick] [--resnet50] [--trace /tmp/trace]
 """
@@ -19,6 +22,8 @@ TensorFlow profiler trace of a few fit steps (open with TensorBoard's profile pl
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
 import time
 
 import common
@@ -30,6 +35,9 @@ import keras
 import reszoo
 import reszoo.fit as rfit
 from reszoo import recipes
+
+
+TRACED_STEPS = 3
 
 
 def build(kind, name, policy, classes):
@@ -71,6 +79,31 @@ def callables(model, batch, size, classes, policy):
             "fit step": lambda: fn(it, one)[0]}
 
 
+def op_time_by_type(trace_dir: str, steps: int, top: int = 15) -> list[list]:
+    """[op type, ms per step, share] from a tf.profiler trace, summed over the executor's threads.
+
+    Executor bookkeeping events (no ``:type`` suffix) are left out, so shares are of op time.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    path = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    picoseconds = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name:
+                    picoseconds[name.rsplit(":", 1)[1]] += event.duration_ps
+    total = sum(picoseconds.values()) or 1
+    return [[op, ps / 1e9 / steps, f"{100 * ps / total:.1f}%"]
+            for op, ps in picoseconds.most_common(top)]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
@@ -79,7 +112,7 @@ def main(argv=None):
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     cases = [("resnet20", 32, 128, 10)] + ([("resnet50", 224, 32, 1000)] if args.resnet50 else [])
-    rows = []
+    rows, trace_rows = [], []
     for name, size, batch, classes in cases:
         reps = (5 if args.quick else 10) if name == "resnet20" else 2
         for policy in ("float32", "mixed_bfloat16"):
@@ -103,13 +136,18 @@ def main(argv=None):
                 print("  ", rows[-1], flush=True)
             if args.trace and name == "resnet20" and policy == "mixed_bfloat16":
                 tf.profiler.experimental.start(args.trace)
-                for _ in range(3):
+                for _ in range(TRACED_STEPS):
                     np.asarray(fns[("reszoo", "fit step")]())
                 tf.profiler.experimental.stop()
                 print(f"  profiler trace written to {args.trace}")
+                trace_rows = op_time_by_type(args.trace, TRACED_STEPS)
     headers = ["model", "precision", "part", "reszoo ms", "reszoo img/s", "plain Keras ms",
                "plain img/s", "reszoo/plain time"]
     body = common.table(headers, rows)
+    if trace_rows:
+        body += ("\n\nreszoo resnet20 mixed_bfloat16 fit step, op time by TensorFlow op type "
+                 f"(tf.profiler trace of {TRACED_STEPS} steps, summed over threads):\n\n"
+                 + common.table(["op type", "ms per step", "share of op time"], trace_rows))
     common.append_results("Where the step time goes (profile_step)", body, record=not args.no_record)
 
 
