@@ -82,7 +82,8 @@ def callables(model, batch, size, classes, policy):
 def op_time_by_type(trace_dir: str, steps: int, top: int = 15) -> list[list]:
     """[op type, ms per step, share] from a tf.profiler trace, summed over the executor's threads.
 
-    Executor bookkeeping events (no ``:type`` suffix) are left out, so shares are of op time.
+    The executor's own events (``ExecutorState::Process``, which enclose the ops) are left out,
+    so shares are of op time.
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -97,7 +98,7 @@ def op_time_by_type(trace_dir: str, steps: int, top: int = 15) -> list[list]:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" in name:
+                if ":" in name and "::" not in name:  # "op name:OpType", not ExecutorState::
                     picoseconds[name.rsplit(":", 1)[1]] += event.duration_ps
     total = sum(picoseconds.values()) or 1
     return [[op, ps / 1e9 / steps, f"{100 * ps / total:.1f}%"]
