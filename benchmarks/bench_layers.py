@@ -7,7 +7,10 @@ interleaved round by round, and checks that both compute the same gradient:
 * option-A shortcut: strided slice + channel pad (the usual way) vs reszoo's one 1x1 conv with a
   0/1 placement kernel (``reszoo.layers.Shortcut``);
 * BatchNormalization + ReLU in training: ``keras.layers.BatchNormalization`` vs
-  ``reszoo.batchnorm.FusedBatchNormalization``.
+  ``reszoo.batchnorm.FusedBatchNormalization``;
+* layout: a 3x3 conv's forward and both gradients with channels-first (NCHW) tensors vs the
+  channels-last (NHWC) layout reszoo and Keras use (the layer's output gradient and the
+  kernel's are both computed; the kernel's is compared).
 
     python benchmarks/bench_layers.py [--quick] [--float32] [--no-record]
 """
@@ -53,7 +56,26 @@ def cases(policy):
         norm.build(x16.shape)
         norms.append(norm)
     up_norm = tf.constant(rng.normal(size=(128, 32, 32, 16)).astype("float32"))
+    kernel = tf.Variable(rng.normal(0, 0.1, (3, 3, 16, 16)).astype("float32"))
+    up_conv = rng.normal(size=(128, 32, 32, 16)).astype("float32")
+
+    def conv_step(data_format):
+        images = x16 if data_format == "NHWC" else tf.transpose(x16, [0, 3, 1, 2])
+        upstream = tf.constant(up_conv if data_format == "NHWC" else up_conv.transpose(0, 3, 1, 2))
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                y = tf.nn.conv2d(images, tf.cast(kernel, dtype), 1, "SAME", data_format=data_format)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+            d_images, d_kernel = tape.gradient(loss, [images, kernel])
+            return d_kernel + 0.0 * tf.reduce_sum(tf.cast(d_images, tf.float32))  # keep both
+        return step
+
     return [
+        ("3x3 conv 32x32x16 -> 16, layout", "channels-first NCHW", "channels-last NHWC",
+         conv_step("NCHW"), conv_step("NHWC")),
         ("option-A shortcut 32x32x16 -> 16x16x32", "slice + pad", "placement 1x1 conv",
          timed_gradient(slice_and_pad, x16, up_shortcut), timed_gradient(shortcut, x16, up_shortcut)),
         ("BatchNorm + ReLU, training, 32x32x16", "keras BatchNormalization", "FusedBatchNormalization",
@@ -85,8 +107,8 @@ def main(argv=None):
         a, b = common.median(times[usual_name]), common.median(times[ours_name])
         rows.append([what, policy, usual_name, a * 1e3, ours_name, b * 1e3, f"{a / b:.2f}x"])
         print("  ", rows[-1], flush=True)
-    headers = ["layer (forward + backward, batch 128)", "precision", "usual way", "ms (median)",
-               "reszoo", "ms (median)", "reszoo speed-up"]
+    headers = ["layer (forward + backward, batch 128)", "precision", "alternative", "ms (median)",
+               "reszoo's choice", "ms (median)", "reszoo speed-up"]
     common.append_results("Single-layer choices (bench_layers)", common.table(headers, rows),
                           record=not args.no_record)
 
