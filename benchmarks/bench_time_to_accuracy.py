@@ -10,8 +10,9 @@ epoch (when epochs >= 3), cosine decay to 0. Printed and recorded: validation ac
 the epoch's training images/s, the wall time since the start of fit (data loading, tracing and
 evaluation included), and the wall time at which validation accuracy first reached 80/85/90%.
 
-A full run takes about (epochs x 2.5) minutes on this shared 2-core CPU; --quick is 2 epochs
-(to prove the script works end to end, not a result worth quoting).
+A full run takes about one minute per epoch on this 2-core CPU when it is quiet (15 epochs:
+15 min, 2026-11-27), and up to twice that under load; --quick is 2 epochs (to prove the script
+works end to end, not a result worth quoting).
 
     python benchmarks/bench_time_to_accuracy.py --quick
     python benchmarks/bench_time_to_accuracy.py --epochs 15 [--output runs/tta-resnet20]

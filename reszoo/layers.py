@@ -297,8 +297,8 @@ class Shortcut(keras.layers.Layer):
     def _placement_kernel(self, channels: int, dtype):
         """Option A as one 1x1 strided conv whose 0/1 kernel copies input channel i to output
         channel extra // 2 + i: subsampling and zero-padding in a single oneDNN kernel, exact in
-        every precision, and 2.3x faster than slice + pad forward + backward in bfloat16 on this
-        project's CPU (benchmarks/bench_layers.py)."""
+        every precision, and about 2x faster than slice + pad forward + backward on this project's
+        CPU (1.6-2.5x, benchmarks/bench_layers.py)."""
         first = (self.filters - channels) // 2
         placement = np.zeros((1, 1, channels, self.filters), dtype="float32")
         placement[0, 0, np.arange(channels), first + np.arange(channels)] = 1.0
