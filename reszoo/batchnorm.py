@@ -9,10 +9,14 @@ The layer keeps Keras's variables (gamma, beta, moving_mean, moving_variance) an
 moving-average rule (biased batch variance), so weights and checkpoints move freely between it
 and keras.layers.BatchNormalization. Other backends, and settings the kernel does not cover
 (masks, renorm, synchronized, a channel axis other than the last of a 4-D input, other dtypes),
-take Keras's own path.
+take Keras's own path. So does bfloat16 when a GPU is visible: TensorFlow registers the GPU
+kernel for float32 and float16 only (fused_batch_norm_op.cc), and soft placement would move
+the op to the CPU.
 """
 
 from __future__ import annotations
+
+import functools
 
 import keras
 from keras import ops
@@ -24,6 +28,13 @@ FUSED_MIN_EPSILON = 1.001e-5
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
+@functools.lru_cache(maxsize=1)
+def gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 @keras.saving.register_keras_serializable(package="reszoo")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization with TensorFlow's one-kernel path where it applies."""
@@ -31,7 +42,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
                 and not self.synchronized and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and self.compute_dtype in _FUSED_DTYPES)
+                and self.axis in (-1, 3) and self.compute_dtype in _FUSED_DTYPES
+                and not (self.compute_dtype == "bfloat16" and gpu_visible()))
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):

@@ -77,6 +77,20 @@ def test_the_fused_kernel_is_what_runs_on_tensorflow():
     assert "FusedBatchNormV3" in op_types and "Mean" not in op_types
 
 
+def test_bfloat16_takes_keras_path_when_a_gpu_is_visible(monkeypatch):
+    """TensorFlow has no bfloat16 FusedBatchNormV3 kernel for GPUs."""
+    import reszoo.batchnorm
+
+    monkeypatch.setattr(reszoo.batchnorm, "gpu_visible", lambda: True)
+    for policy, fused_expected in (("mixed_bfloat16", False), ("float32", True)):
+        fused, _ = pair(policy)
+        dtype = tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32
+        graph = tf.function(lambda x: fused(x, training=True)).get_concrete_function(
+            tf.TensorSpec((4, 5, 7, 6), dtype)).graph
+        op_types = {op.type for op in graph.get_operations()}
+        assert ("FusedBatchNormV3" in op_types) == fused_expected, policy
+
+
 def test_epsilon_below_the_kernel_minimum_changes_outputs_by_under_5e_4_relative():
     fused, reference = pair("float32", epsilon=1e-5)
     for layer in (fused, reference):
