@@ -13,7 +13,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from reszoo import data  # noqa: E402
+from reszoo import data, data_sources  # noqa: E402
 from reszoo.errors import DataError  # noqa: E402
 
 CIFAR_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
@@ -295,7 +295,7 @@ def test_tfds_mocked_large_images_are_decoded_with_the_crop(tmp_path):
 
 def test_tfds_unprepared_offline_fails_fast(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "_network_available", lambda *a, **k: False)
+    monkeypatch.setattr(data_sources, "_network_available", lambda *a, **k: False)
     start = time.monotonic()
     with pytest.raises(DataError) as err:
         data.load("mnist", batch_size=8, data_dir=str(tmp_path))
@@ -313,7 +313,7 @@ def test_unknown_tfds_name_suggests(tmp_path):
 
 def test_network_probe_is_quick():
     start = time.monotonic()
-    assert data._network_available(timeout=1.0) in (True, False)
+    assert data_sources._network_available(timeout=1.0) in (True, False)
     assert time.monotonic() - start < 3
 
 
