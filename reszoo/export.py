@@ -535,13 +535,8 @@ def _move_into_place(saved: Path, target: Path, overwrite: bool) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
-        sys.stderr.write(f"reszoo.export: error: {' '.join(message.split())}\n")
-        sys.exit(2)
-
-
 def main(argv=None) -> int:
+    from reszoo.train import _Parser
     parser = _Parser(
         prog="python -m reszoo.export",
         description="Export a reszoo model (a reszoo.fit run directory, or a zoo name built "

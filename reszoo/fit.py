@@ -518,7 +518,7 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
     checkpoint = make_checkpoint(model, optimizer, step_var, epoch_var)
 
     # --- run directory (the full compatibility check happens before anything is written)
-    resume = check_output_dir(output_dir, cfg)
+    check_output_dir(output_dir, cfg)  # raises for a directory holding another config
     write_dir = worker_tmp = None
     manager = None
     if output_dir is not None:
@@ -529,10 +529,8 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
             except OSError as e:
                 raise TrainingError(f"cannot create output directory {output_dir}: "
                                     f"{e.strerror or e}; choose another --output") from e
-            if not resume:
-                rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
-            else:  # epochs may have grown: keep config.json the truth
-                rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
+            # also on resume: epochs may have grown, and config.json stays the truth
+            rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
         else:
             worker_tmp = write_dir = tempfile.mkdtemp(prefix="reszoo-worker-")
         manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),

@@ -31,8 +31,11 @@ exit codes: 0 success, 2 bad arguments or input, 1 run failure"""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
-        sys.stderr.write(f"reszoo.train: error: {message}\n")
+    """argparse whose errors are one line, exit 2 (it prints usage + message by default); shared
+    by the train and export CLIs: "python -m reszoo.export" reports as "reszoo.export: error:"."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog.split()[-1]}: error: {' '.join(message.split())}\n")
         sys.exit(2)
 
 
