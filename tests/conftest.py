@@ -44,3 +44,28 @@ def free_ports(count: int) -> list[int]:
     for sock in sockets:
         sock.close()
     return ports
+
+
+def assert_checkpoint_restores(run: Path) -> int:
+    """The run's latest checkpoint reads tensor by tensor and restores, with reszoo's loader,
+    into a model rebuilt from config.json, with finite weights; returns its step."""
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+
+    import reszoo
+    from reszoo.fit import load_checkpoint_weights
+
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert latest is not None, os.listdir(run / "checkpoints")
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    build = json.loads((run / "config.json").read_text())["build"]
+    model = reszoo.build(build["name"], num_classes=build["num_classes"],
+                         input_shape=tuple(build["input_shape"]), **build["overrides"])
+    step = load_checkpoint_weights(model, str(run))
+    assert step == int(latest.rsplit("-", 1)[1])
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    return step

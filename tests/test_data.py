@@ -313,7 +313,7 @@ def test_unknown_tfds_name_suggests(tmp_path):
 
 def test_network_probe_is_quick():
     start = time.monotonic()
-    assert data_sources._network_available(timeout=1.0) in (True, False)
+    assert isinstance(data_sources._network_available(timeout=1.0), bool)
     assert time.monotonic() - start < 3
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,9 @@ tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 import reszoo  # noqa: E402
+from conftest import REPO, assert_checkpoint_restores
 from reszoo.errors import ExportError, TrainingError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = {"depths": [1, 1, 1]}
 TINY_SET = ["--set", "overrides.depths=[1,1,1]"]
 
@@ -60,26 +59,6 @@ def _files(root: Path) -> dict:
     """relative path -> (size, mtime_ns) of every file under root."""
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _assert_checkpoints_readable(run: Path, expect_step=None):
-    """The latest checkpoint's every tensor reads, and it restores into a rebuilt model."""
-    from reszoo.fit import load_checkpoint_weights
-
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
-    assert latest is not None
-    reader = tf.train.load_checkpoint(latest)
-    for name in reader.get_variable_to_shape_map():
-        reader.get_tensor(name)
-    cfg = json.loads((run / "config.json").read_text())
-    b = cfg["build"]
-    model = reszoo.build(b["name"], num_classes=b["num_classes"],
-                         input_shape=tuple(b["input_shape"]), **b["overrides"])
-    step = load_checkpoint_weights(model, str(run))
-    if expect_step is not None:
-        assert step == expect_step
-    assert all(np.isfinite(w).all() for w in model.get_weights())
-    return latest, step
 
 
 def _no_leftovers(run: Path):
@@ -142,7 +121,7 @@ def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
     assert isinstance(info.value, RunFailedError) and isinstance(info.value, TrainingError)
     assert calls == [2, 4]
     assert not list((run / "checkpoints").glob("ckpt-4*")), "partial checkpoint left behind"
-    _assert_checkpoints_readable(run, expect_step=2)
+    assert assert_checkpoint_restores(run) == 2
     _no_leftovers(run)
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert not (run / "model.keras").exists()
@@ -170,13 +149,10 @@ def test_full_disk_when_writing_model_keras_and_summary(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "save", original)
     assert not (run / "model.keras").exists()
     _no_leftovers(run)
-    _assert_checkpoints_readable(run, expect_step=6)
+    assert assert_checkpoint_restores(run) == 6
     # a JSON write that fails half-way leaves the previous file intact and no .tmp
     target = run / "summary.json"
     before = target.read_bytes()
-
-    class Unserializable:
-        pass
 
     real_dump = json.dump
 
@@ -267,8 +243,6 @@ def test_training_on_a_folder_of_odd_and_broken_images(tmp_path):
                                   "preact_resnet164", "resnext50_32x4d", "seresnet50",
                                   "smallresnet", "wrn16_8"])
 def test_reszoo_keras_files_load_with_safe_mode(name, tmp_path):
-    if name not in reszoo.list_models():
-        pytest.skip(f"{name} is not in this zoo")
     config = reszoo.get_config(name)
     stages = len(config["depths"])
     overrides = dict(depths=[1] * stages, widths=[16] * stages, stem_width=8, num_classes=3,
@@ -441,11 +415,6 @@ def _check_serving_report(report, n_random):
         assert large["float_equal"]
     assert report["large"]["image_2000x3000"] == [1, 3]
     assert report["large"]["jpeg_2000x3000"] == [1, 3]
-    COUNTS_SERVING.update(tried=report["tried"], errors=report["errors"],
-                          accepted_random=len(report["accepted"]))
-
-
-COUNTS_SERVING: dict = {}
 
 
 def test_signatures_survive_random_bytes_bad_shapes_and_large_batches(tiny_export):
@@ -522,7 +491,6 @@ def test_train_cli_bad_value_exits_2_with_one_line(args, message, tmp_path, caps
     assert len(lines) == 1 and lines[0].startswith("reszoo.train: error: "), err
     assert message in lines[0], lines[0]
     assert _files(tmp_path) == before, "a refused command wrote something"
-    COUNTS_CLI["train"] = COUNTS_CLI.get("train", 0) + 1
 
 
 EXPORT_BAD = [
@@ -573,10 +541,6 @@ def test_export_cli_bad_value_exits_2_with_one_line(args, message, tmp_path, cap
     assert len(lines) == 1 and lines[0].startswith("reszoo.export: error: "), err
     assert message.format(**values) in lines[0], lines[0]
     assert _files(tmp_path) == before, "a refused command wrote something"
-    COUNTS_CLI["export"] = COUNTS_CLI.get("export", 0) + 1
-
-
-COUNTS_CLI: dict = {}
 
 
 def test_cli_processes_print_one_line_without_tensorflow_noise(tmp_path):
@@ -590,7 +554,7 @@ def test_cli_processes_print_one_line_without_tensorflow_noise(tmp_path):
                          ("reszoo.export", ["resnet20", tmp_path / "out", "--version", "0"]),
                          ("reszoo.export", ["resnet20", tmp_path / "file" / "sub"])):
         p = subprocess.run([sys.executable, "-W", "ignore", "-m", module, *map(str, argv)],
-                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
         assert "Traceback" not in p.stderr
