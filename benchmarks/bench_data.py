@@ -12,9 +12,9 @@
 
 The pipeline is iterated with nothing else running in the process; the rate is images/s over
 ``--batches`` batches. Multiples: against reszoo.fit's resnet20 training rate (precision "auto",
-batch 128) measured in the same run (interleaved: pipeline, training, pipeline), and against
-resnet50's latest rate from bench_training (benchmarks/latest.json; it is ~4 img/s here, too slow
-to re-measure each time). Goals: >= 5x (CIFAR) and >= 1.5x (ImageNet-style).
+batch 128) measured in the same run (interleaved: training, pipeline, training, pipeline,
+training), and against resnet50's latest rate from bench_training (benchmarks/latest.json; it is
+about 11 img/s here, too slow to re-measure each time). Goals: >= 5x (CIFAR) and >= 1.5x (ImageNet-style).
 
     python benchmarks/bench_data.py [--quick] [--images 1000]
 """
@@ -39,15 +39,14 @@ CIFAR_TAR = os.environ.get("RESZOO_CIFAR_TAR", "/work/shared/data/cifar10-train-
 
 
 def rate(ds, batches, batch_size):
-    it = iter(ds)
+    """Images/s over ``batches`` batches of the repeated data set, after one untimed batch, so
+    that neither iterator start-up nor an epoch boundary's restart is counted."""
+    it = iter(ds.repeat())
+    next(it)
     t0 = time.perf_counter()
     n = 0
     for _ in range(batches):
-        try:
-            x, _ = next(it)
-        except StopIteration:
-            it = iter(ds)
-            x, _ = next(it)
+        x, _ = next(it)
         n += int(x.shape[0])
     return n / (time.perf_counter() - t0)
 

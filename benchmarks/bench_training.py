@@ -218,7 +218,6 @@ def main(argv=None):
         base = med.get("keras_f32")
         for v in variants:
             same = med.get("keras_f32" if precision[v] == "float32" else "keras_bf16")
-            same = same if not v.startswith("keras") else None
             rows.append([model_name, f"{size}x{size}", batch, v, precision[v], med[v],
                          " / ".join(f"{x:.1f}" for x in rates[v]),
                          f"{med[v] / base:.2f}x" if base else "-",
