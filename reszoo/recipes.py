@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.resources
 import json
 import math
 import os
 
 from reszoo.errors import ConfigError, TrainingError
 
-_RECIPES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes.json")
 _RECIPES = None
 
 SCHEDULES = ("cosine", "steps", "constant")
@@ -40,8 +40,9 @@ CIFAR_FAMILIES = ("cifar", "cifar_resnet", "resnet_cifar", "preact", "preact_res
 def _load():
     global _RECIPES
     if _RECIPES is None:
-        with open(_RECIPES_PATH) as f:
-            _RECIPES = json.load(f)
+        # Package data, read through importlib.resources: it works from a wheel, a zip or a checkout.
+        text = importlib.resources.files("reszoo").joinpath("recipes.json").read_text("utf-8")
+        _RECIPES = json.loads(text)
     return _RECIPES
 
 
