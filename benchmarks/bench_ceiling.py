@@ -22,7 +22,6 @@ import argparse
 import time
 
 import common
-
 import tensorflow as tf
 
 import reszoo
@@ -46,7 +45,7 @@ def matmul_gflops(n, dtype, reps):
         t0 = time.perf_counter()
         chain(a).numpy()
         best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 * reps / best / 1e9
+    return 2.0 * n**3 * reps / best / 1e9
 
 
 def main(argv=None):
@@ -61,6 +60,7 @@ def main(argv=None):
     reps = 2 if args.quick else 4
 
     import bench_training as bt
+
     runner = bt.Runner("resnet20", {}, False)
     rates = {"mm_f32": [], "mm_bf16": [], "resnet20/reszoo_auto": [], "resnet20/reszoo_f32": []}
     steps = 12 if args.quick else 16
@@ -77,16 +77,39 @@ def main(argv=None):
     common.save_latest("ceiling/matmul_f32_gflops", f32)
     common.save_latest("ceiling/matmul_bf16_gflops", bf16)
 
-    models = {"resnet20": {"reszoo_auto": rates["resnet20/reszoo_auto"],
-                           "reszoo_f32": rates["resnet20/reszoo_f32"]}}
+    models = {
+        "resnet20": {
+            "reszoo_auto": rates["resnet20/reszoo_auto"],
+            "reszoo_f32": rates["resnet20/reszoo_f32"],
+        }
+    }
     if args.resnet50:
         r50 = bt.Runner("resnet50", {}, False)
-        models["resnet50"] = {v: [r50.run(v, 3 if args.quick else 4, 2)[0]]
-                              for v in ("reszoo_auto", "reszoo_f32")}
-    rows = [["matmul float32", f"{args.n}^2", "-", "-", f32, "1.00 (f32)", "-",
-             " / ".join(f"{x:.0f}" for x in rates["mm_f32"])],
-            ["matmul bfloat16", f"{args.n}^2", "-", "-", bf16, f"{bf16 / f32:.2f} (f32)", "1.00",
-             " / ".join(f"{x:.0f}" for x in rates["mm_bf16"])]]
+        models["resnet50"] = {
+            v: [r50.run(v, 3 if args.quick else 4, 2)[0]] for v in ("reszoo_auto", "reszoo_f32")
+        }
+    rows = [
+        [
+            "matmul float32",
+            f"{args.n}^2",
+            "-",
+            "-",
+            f32,
+            "1.00 (f32)",
+            "-",
+            " / ".join(f"{x:.0f}" for x in rates["mm_f32"]),
+        ],
+        [
+            "matmul bfloat16",
+            f"{args.n}^2",
+            "-",
+            "-",
+            bf16,
+            f"{bf16 / f32:.2f} (f32)",
+            "1.00",
+            " / ".join(f"{x:.0f}" for x in rates["mm_bf16"]),
+        ],
+    ]
     notes = []
     auto_precision = select_precision("auto")[0]
     for name in ("resnet20", "resnet50"):
@@ -106,22 +129,46 @@ def main(argv=None):
             # "auto" trains in bfloat16 only where the CPU has it; compare with what it ran in
             runs_bf16 = variant == "reszoo_auto" and auto_precision == "mixed_bfloat16"
             ceiling = bf16 if runs_bf16 else f32
-            rows.append([f"{name} {variant} training", f"{macs / 1e6:,.1f} M MACs", ips, source,
-                         gflops, f"{gflops / f32:.2f} (f32)", f"{gflops / bf16:.2f}",
-                         " / ".join(f"{x:.0f}" for x in measured)])
+            rows.append(
+                [
+                    f"{name} {variant} training",
+                    f"{macs / 1e6:,.1f} M MACs",
+                    ips,
+                    source,
+                    gflops,
+                    f"{gflops / f32:.2f} (f32)",
+                    f"{gflops / bf16:.2f}",
+                    " / ".join(f"{x:.0f}" for x in measured),
+                ]
+            )
             if name == "resnet20" and variant == "reszoo_auto":
                 frac = gflops / bf16
-                notes.append(f"Goal: resnet20 training >= 40% of the bfloat16 matmul ceiling: "
-                             f"{frac:.0%} ({gflops:.0f} of {bf16:.0f} GFLOP/s): "
-                             f"{'MET' if frac >= 0.4 else 'MISSED'}; needs "
-                             f"{0.4 * bf16 * 1e9 / per_image:.0f} img/s.")
-            notes.append(f"{name} {variant}: {gflops / ceiling:.0%} of the matmul ceiling "
-                         f"of its own precision ({ceiling:.0f} GFLOP/s).")
-    headers = ["what", "size", "img/s", "img/s from", "GFLOP/s", "fraction of f32 mm",
-               "fraction of bf16 mm", "per round"]
+                notes.append(
+                    f"Goal: resnet20 training >= 40% of the bfloat16 matmul ceiling: "
+                    f"{frac:.0%} ({gflops:.0f} of {bf16:.0f} GFLOP/s): "
+                    f"{'MET' if frac >= 0.4 else 'MISSED'}; needs "
+                    f"{0.4 * bf16 * 1e9 / per_image:.0f} img/s."
+                )
+            notes.append(
+                f"{name} {variant}: {gflops / ceiling:.0%} of the matmul ceiling "
+                f"of its own precision ({ceiling:.0f} GFLOP/s)."
+            )
+    headers = [
+        "what",
+        "size",
+        "img/s",
+        "img/s from",
+        "GFLOP/s",
+        "fraction of f32 mm",
+        "fraction of bf16 mm",
+        "per round",
+    ]
     body = common.table(headers, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    common.append_results("Ceiling: matmul GFLOP/s and achieved training FLOP/s "
-                          "(bench_ceiling)", body, record=not args.no_record)
+    common.append_results(
+        "Ceiling: matmul GFLOP/s and achieved training FLOP/s (bench_ceiling)",
+        body,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import tempfile
 import time
 
 import common
-
 import numpy as np
 import tensorflow as tf
 
@@ -77,8 +76,11 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--batches", type=int, help="batches timed per measurement")
     p.add_argument("--images", type=int, help="generated ImageNet-style JPEGs")
-    p.add_argument("--no-training", action="store_true",
-                   help="take resnet20's training rate from latest.json instead of measuring")
+    p.add_argument(
+        "--no-training",
+        action="store_true",
+        help="take resnet20's training rate from latest.json instead of measuring",
+    )
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     batches = args.batches or (60 if args.quick else 150)
@@ -91,6 +93,7 @@ def main(argv=None):
         runner = None
         if not args.no_training:
             import bench_training as bt
+
             runner = bt.Runner("resnet20", {}, False)
 
         def train_rate():
@@ -103,8 +106,9 @@ def main(argv=None):
             t0 = time.perf_counter()
             subprocess.run(["tar", "-xzf", CIFAR_TAR, "-C", tmp], check=True)
             print(f"  extracted CIFAR-10 JPEGs in {time.perf_counter() - t0:.1f}s", flush=True)
-            train_ds, _, info = rdata.load(os.path.join(tmp, "train"), batch_size=128,
-                                           augment="cifar", validation_split=5000)
+            train_ds, _, info = rdata.load(
+                os.path.join(tmp, "train"), batch_size=128, augment="cifar", validation_split=5000
+            )
             first, n = epoch_rate(train_ds)  # decode + cache fill
             print(f"  CIFAR epoch 1 (decode + cache): {first:.0f} img/s over {n}", flush=True)
             cifar = []
@@ -113,21 +117,35 @@ def main(argv=None):
                 cifar.append(rate(train_ds, batches, 128))
                 print(f"  CIFAR steady: {cifar[-1]:.0f} img/s", flush=True)
                 train_rate()
-            ref20 = common.median(train20) if train20 else \
-                common.load_latest("train_ips/resnet20/reszoo_auto")
+            ref20 = (
+                common.median(train20)
+                if train20
+                else common.load_latest("train_ips/resnet20/reszoo_auto")
+            )
             src = "this run" if train20 else "latest.json"
             steady = common.median(cifar)
             common.save_latest("data_ips/cifar_steady", steady)
-            for label, value in (("CIFAR-style, epoch 1 (JPEG decode + cache fill)", first),
-                                 ("CIFAR-style, steady state (cached, crop+flip)", steady)):
-                rows.append([label, 128, value, f"resnet20 auto {ref20:.0f} ({src})" if ref20
-                             else "-", f"{value / ref20:.1f}x" if ref20 else "-"])
+            for label, value in (
+                ("CIFAR-style, epoch 1 (JPEG decode + cache fill)", first),
+                ("CIFAR-style, steady state (cached, crop+flip)", steady),
+            ):
+                rows.append(
+                    [
+                        label,
+                        128,
+                        value,
+                        f"resnet20 auto {ref20:.0f} ({src})" if ref20 else "-",
+                        f"{value / ref20:.1f}x" if ref20 else "-",
+                    ]
+                )
             if ref20:
                 m = steady / ref20
-                notes.append(f"Goal CIFAR pipeline >= 5x resnet20 training: {m:.1f}x: "
-                             f"{'MET' if m >= 5 else 'MISSED'} (per round: "
-                             f"{', '.join(f'{c:.0f}' for c in cifar)} img/s; training "
-                             f"{', '.join(f'{t:.0f}' for t in train20) or ref20} img/s).")
+                notes.append(
+                    f"Goal CIFAR pipeline >= 5x resnet20 training: {m:.1f}x: "
+                    f"{'MET' if m >= 5 else 'MISSED'} (per round: "
+                    f"{', '.join(f'{c:.0f}' for c in cifar)} img/s; training "
+                    f"{', '.join(f'{t:.0f}' for t in train20) or ref20} img/s)."
+                )
         else:
             notes.append(f"CIFAR-style skipped: {CIFAR_TAR} not found.")
 
@@ -135,12 +153,19 @@ def main(argv=None):
         folder = os.path.join(tmp, "imagenet_style")
         t0 = time.perf_counter()
         make_jpegs(folder, n_images)
-        kb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder)
-                 for f in fs) / n_images / 1024
-        print(f"  generated {n_images} 500x375 JPEGs (~{kb:.0f} KB each) in "
-              f"{time.perf_counter() - t0:.1f}s", flush=True)
-        train_ds, _, _ = rdata.load(folder, batch_size=32, image_size=224, augment="imagenet",
-                                    validation_split=0)
+        kb = (
+            sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
+            / n_images
+            / 1024
+        )
+        print(
+            f"  generated {n_images} 500x375 JPEGs (~{kb:.0f} KB each) in "
+            f"{time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
+        train_ds, _, _ = rdata.load(
+            folder, batch_size=32, image_size=224, augment="imagenet", validation_split=0
+        )
         epoch_rate(train_ds)  # fills the encoded-bytes cache
         inet = []
         for _ in range(2):
@@ -152,13 +177,22 @@ def main(argv=None):
         ref50_src = "latest.json"
         if not ref50:
             ref50, ref50_src = 4.0, "DESIGN.md reference (keras.applications f32)"
-        rows.append(["ImageNet-style 500x375 JPEG -> RRC 224 + flip", 32, steady,
-                     f"resnet50 auto {ref50:.1f} ({ref50_src})", f"{steady / ref50:.1f}x"])
+        rows.append(
+            [
+                "ImageNet-style 500x375 JPEG -> RRC 224 + flip",
+                32,
+                steady,
+                f"resnet50 auto {ref50:.1f} ({ref50_src})",
+                f"{steady / ref50:.1f}x",
+            ]
+        )
         m = steady / ref50
-        notes.append(f"Goal ImageNet-style pipeline >= 1.5x resnet50 training: {m:.1f}x: "
-                     f"{'MET' if m >= 1.5 else 'MISSED'}. Per core: {steady / os.cpu_count():.0f} "
-                     "img/s/core, so the pipeline needs about "
-                     f"{1.5 * ref50 / (steady / os.cpu_count()):.2f} cores' worth for 1.5x.")
+        notes.append(
+            f"Goal ImageNet-style pipeline >= 1.5x resnet50 training: {m:.1f}x: "
+            f"{'MET' if m >= 1.5 else 'MISSED'}. Per core: {steady / os.cpu_count():.0f} "
+            "img/s/core, so the pipeline needs about "
+            f"{1.5 * ref50 / (steady / os.cpu_count()):.2f} cores' worth for 1.5x."
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     headers = ["pipeline", "batch", "img/s", "training rate compared (img/s)", "multiple"]

@@ -24,10 +24,9 @@ import tempfile
 import time
 
 import common
-
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 import reszoo
 from reszoo.export import export
@@ -94,19 +93,38 @@ def main(argv=None):
                 for c in callers:
                     ms = common.median(lat[c]) * 1e3
                     ips = common.median(thr[c])
-                    rows.append([name, policy, c, ms, f"{ms / (base_lat * 1e3):.2f}x", ips,
-                                 f"{ips / base_thr:.2f}x"])
+                    rows.append(
+                        [
+                            name,
+                            policy,
+                            c,
+                            ms,
+                            f"{ms / (base_lat * 1e3):.2f}x",
+                            ips,
+                            f"{ips / base_thr:.2f}x",
+                        ]
+                    )
                     common.save_latest(f"inference/{name}/{policy}/{c}/batch1_ms", ms)
                     common.save_latest(f"inference/{name}/{policy}/{c}/batch64_ips", ips)
                     print("  ", rows[-1], flush=True)
                 del loaded, serving, model
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    headers = ["model", "precision", "caller", "batch-1 latency ms (median)",
-               "vs tf.function(model)", "batch-64 img/s (median)", "vs tf.function(model)"]
+    headers = [
+        "model",
+        "precision",
+        "caller",
+        "batch-1 latency ms (median)",
+        "vs tf.function(model)",
+        "batch-64 img/s (median)",
+        "vs tf.function(model)",
+    ]
     body = common.table(headers, rows)
-    common.append_results("Inference: Keras model vs exported SavedModel (bench_inference)",
-                          body, record=not args.no_record)
+    common.append_results(
+        "Inference: Keras model vs exported SavedModel (bench_inference)",
+        body,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -21,10 +21,9 @@ import argparse
 import time
 
 import common
-
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 from reszoo import layers as L
 from reszoo.batchnorm import FusedBatchNormalization
@@ -37,6 +36,7 @@ def timed_gradient(fn, x, upstream):
             tape.watch(x)
             loss = tf.reduce_sum(tf.cast(fn(x), tf.float32) * upstream)
         return tape.gradient(loss, x)
+
     return step
 
 
@@ -71,16 +71,31 @@ def cases(policy):
                 loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
             d_images, d_kernel = tape.gradient(loss, [images, kernel])
             return d_kernel + 0.0 * tf.reduce_sum(tf.cast(d_images, tf.float32))  # keep both
+
         return step
 
     return [
-        ("3x3 conv 32x32x16 -> 16, layout", "channels-first NCHW", "channels-last NHWC",
-         conv_step("NCHW"), conv_step("NHWC")),
-        ("option-A shortcut 32x32x16 -> 16x16x32", "slice + pad", "placement 1x1 conv",
-         timed_gradient(slice_and_pad, x16, up_shortcut), timed_gradient(shortcut, x16, up_shortcut)),
-        ("BatchNorm + ReLU, training, 32x32x16", "keras BatchNormalization", "FusedBatchNormalization",
-         timed_gradient(lambda x: tf.nn.relu(norms[0](x, training=True)), x16, up_norm),
-         timed_gradient(lambda x: tf.nn.relu(norms[1](x, training=True)), x16, up_norm)),
+        (
+            "3x3 conv 32x32x16 -> 16, layout",
+            "channels-first NCHW",
+            "channels-last NHWC",
+            conv_step("NCHW"),
+            conv_step("NHWC"),
+        ),
+        (
+            "option-A shortcut 32x32x16 -> 16x16x32",
+            "slice + pad",
+            "placement 1x1 conv",
+            timed_gradient(slice_and_pad, x16, up_shortcut),
+            timed_gradient(shortcut, x16, up_shortcut),
+        ),
+        (
+            "BatchNorm + ReLU, training, 32x32x16",
+            "keras BatchNormalization",
+            "FusedBatchNormalization",
+            timed_gradient(lambda x: tf.nn.relu(norms[0](x, training=True)), x16, up_norm),
+            timed_gradient(lambda x: tf.nn.relu(norms[1](x, training=True)), x16, up_norm),
+        ),
     ]
 
 
@@ -96,8 +111,11 @@ def main(argv=None):
     for what, usual_name, ours_name, usual, ours in cases(policy):
         for fn in (usual, ours):
             fn(), fn()  # trace + warm-up
-        np.testing.assert_allclose(*(tf.cast(fn(), tf.float32).numpy() for fn in (usual, ours)),
-                                   rtol=2e-2, atol=2e-2 * (policy != "float32") + 1e-4)
+        np.testing.assert_allclose(
+            *(tf.cast(fn(), tf.float32).numpy() for fn in (usual, ours)),
+            rtol=2e-2,
+            atol=2e-2 * (policy != "float32") + 1e-4,
+        )
         times = {usual_name: [], ours_name: []}
         for _ in range(rounds):
             for name, fn in ((usual_name, usual), (ours_name, ours)):
@@ -107,10 +125,20 @@ def main(argv=None):
         a, b = common.median(times[usual_name]), common.median(times[ours_name])
         rows.append([what, policy, usual_name, a * 1e3, ours_name, b * 1e3, f"{a / b:.2f}x"])
         print("  ", rows[-1], flush=True)
-    headers = ["layer (forward + backward, batch 128)", "precision", "alternative", "ms (median)",
-               "reszoo's choice", "ms (median)", "reszoo speed-up"]
-    common.append_results("Single-layer choices (bench_layers)", common.table(headers, rows),
-                          record=not args.no_record)
+    headers = [
+        "layer (forward + backward, batch 128)",
+        "precision",
+        "alternative",
+        "ms (median)",
+        "reszoo's choice",
+        "ms (median)",
+        "reszoo speed-up",
+    ]
+    common.append_results(
+        "Single-layer choices (bench_layers)",
+        common.table(headers, rows),
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import tempfile
 import time
 
 import common
-
 import keras
 
 import reszoo
@@ -46,8 +45,11 @@ class WallClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         self.rows.append({"epoch": epoch + 1, "wall": time.perf_counter() - self.t_start, **logs})
-        print(f"  epoch {epoch + 1}: val_accuracy {logs.get('val_accuracy', float('nan')):.4f} "
-              f"at {self.rows[-1]['wall']:.0f}s", flush=True)
+        print(
+            f"  epoch {epoch + 1}: val_accuracy {logs.get('val_accuracy', float('nan')):.4f} "
+            f"at {self.rows[-1]['wall']:.0f}s",
+            flush=True,
+        )
 
 
 def main(argv=None):
@@ -68,38 +70,78 @@ def main(argv=None):
         out = args.output or os.path.join(tmp, "run")
         t_start = time.perf_counter()
         clock = WallClock(t_start)
-        result = reszoo.fit("resnet20", os.path.join(tmp, "train"), epochs=epochs,
-                            batch_size=args.batch_size, lr=args.lr, validation_split=5000,
-                            schedule="cosine", lr_steps=[], warmup_epochs=1 if epochs >= 3 else 0,
-                            output_dir=out, callbacks=[clock], verbose=2)
+        result = reszoo.fit(
+            "resnet20",
+            os.path.join(tmp, "train"),
+            epochs=epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            validation_split=5000,
+            schedule="cosine",
+            lr_steps=[],
+            warmup_epochs=1 if epochs >= 3 else 0,
+            output_dir=out,
+            callbacks=[clock],
+            verbose=2,
+        )
         wall = time.perf_counter() - t_start
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     hist = result.history
     rows = []
     for i, row in enumerate(clock.rows):
-        rows.append([row["epoch"], hist["lr"][i], hist["loss"][i], hist["accuracy"][i],
-                     row.get("val_accuracy"), hist["images_per_sec"][i], hist["epoch_time"][i],
-                     row["wall"]])
+        rows.append(
+            [
+                row["epoch"],
+                hist["lr"][i],
+                hist["loss"][i],
+                hist["accuracy"][i],
+                row.get("val_accuracy"),
+                hist["images_per_sec"][i],
+                hist["epoch_time"][i],
+                row["wall"],
+            ]
+        )
     reached = []
     for th in THRESHOLDS:
         hit = next((r for r in clock.rows if (r.get("val_accuracy") or 0) >= th), None)
-        reached.append(f"{th:.0%}: " + (f"epoch {hit['epoch']}, {hit['wall'] / 60:.1f} min"
-                                        if hit else "not reached"))
+        reached.append(
+            f"{th:.0%}: "
+            + (f"epoch {hit['epoch']}, {hit['wall'] / 60:.1f} min" if hit else "not reached")
+        )
     s = result.summary
-    body = common.table(["epoch", "lr (end)", "train loss", "train acc", "val acc",
-                         "train img/s", "epoch s", "wall s"], rows)
-    body += (f"\n\n- resnet20, CIFAR-10 train JPEGs, 45,000 train / 5,000 held out (500 per class); "
-             f"{epochs} epochs, batch {args.batch_size}, lr {args.lr} cosine"
-             f"{', 1 warm-up epoch' if epochs >= 3 else ''}; precision {s.get('precision')}; "
-             f"final val accuracy {s['final_metrics'].get('val_accuracy', float('nan')):.4f}, "
-             f"best {s.get('best_val_accuracy') or float('nan'):.4f}; wall {wall / 60:.1f} min "
-             f"(fit's own: {s.get('wall_time_sec', 0) / 60:.1f} min).\n"
-             f"- Time to accuracy: {'; '.join(reached)}."
-             + ("\n- --quick run (2 epochs): proves the script works; not a result to quote."
-                if args.quick else ""))
-    common.append_results(f"Time to accuracy, resnet20 CIFAR-10, {epochs} epochs "
-                          "(bench_time_to_accuracy)", body, record=not args.no_record)
+    body = common.table(
+        [
+            "epoch",
+            "lr (end)",
+            "train loss",
+            "train acc",
+            "val acc",
+            "train img/s",
+            "epoch s",
+            "wall s",
+        ],
+        rows,
+    )
+    body += (
+        f"\n\n- resnet20, CIFAR-10 train JPEGs, 45,000 train / 5,000 held out (500 per class); "
+        f"{epochs} epochs, batch {args.batch_size}, lr {args.lr} cosine"
+        f"{', 1 warm-up epoch' if epochs >= 3 else ''}; precision {s.get('precision')}; "
+        f"final val accuracy {s['final_metrics'].get('val_accuracy', float('nan')):.4f}, "
+        f"best {s.get('best_val_accuracy') or float('nan'):.4f}; wall {wall / 60:.1f} min "
+        f"(fit's own: {s.get('wall_time_sec', 0) / 60:.1f} min).\n"
+        f"- Time to accuracy: {'; '.join(reached)}."
+        + (
+            "\n- --quick run (2 epochs): proves the script works; not a result to quote."
+            if args.quick
+            else ""
+        )
+    )
+    common.append_results(
+        f"Time to accuracy, resnet20 CIFAR-10, {epochs} epochs (bench_time_to_accuracy)",
+        body,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,9 @@ import json
 import time
 
 import common  # noqa: F401  (sets TF log level before TensorFlow is imported)
-
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 import reszoo
 
@@ -54,8 +53,14 @@ def plain_keras_resnet20(num_classes=10):
     layers = keras.layers
 
     def conv_bn(x, filters, stride, relu=True):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
-                          kernel_initializer="he_normal")(x)
+        x = layers.Conv2D(
+            filters,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+        )(x)
         x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
         return layers.ReLU()(x) if relu else x
 
@@ -81,8 +86,9 @@ def plain_keras_model(model_name, num_classes):
     if model_name == "resnet20":
         return plain_keras_resnet20(num_classes)
     if model_name == "resnet50":
-        base = keras.applications.ResNet50(weights=None, classes=num_classes,
-                                           classifier_activation=None)
+        base = keras.applications.ResNet50(
+            weights=None, classes=num_classes, classifier_activation=None
+        )
         # logits in float32 under mixed precision (the Dense layer computes in bfloat16)
         outputs = keras.layers.Activation("linear", dtype="float32")(base.output)
         return keras.Model(base.input, outputs, name="keras_applications_resnet50")
@@ -138,9 +144,12 @@ class Runner:
                 model = plain_keras_model(self.model_name, self.classes)
             finally:
                 keras.config.set_dtype_policy(previous)
-            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          metrics=["accuracy"], jit_compile=self.keras_jit)
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+                jit_compile=self.keras_jit,
+            )
             self.keras_models[policy] = model
         return self.keras_models[policy]
 
@@ -149,8 +158,9 @@ class Runner:
         if variant.startswith("keras"):
             policy = "float32" if variant == "keras_f32" else "mixed_bfloat16"
             model = self.keras_model(policy)
-            model.fit(self.ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer],
-                      verbose=0)
+            model.fit(
+                self.ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0
+            )
             return timer.rate(self.batch, warmup), policy
         base, extra = variant.split("[", 1) if "[" in variant else (variant, "")
         options = dict(self.reszoo_options)
@@ -160,12 +170,22 @@ class Runner:
         precision = "float32" if base == "reszoo_f32" else "auto"
         # the first executed chunk (steps_per_execution steps) holds the tracing: all warm-up
         from reszoo import recipes
+
         k = int(options.get("steps_per_execution", recipes.defaults()["steps_per_execution"]))
         warm = -(-warmup // k) * k
-        result = reszoo.fit(self.model_name, self.ds, epochs=1, steps_per_epoch=warm + steps,
-                            batch_size=self.batch, precision=precision, output_dir=None,
-                            verbose=0, callbacks=[timer], num_classes=self.classes,
-                            **options)
+        result = reszoo.fit(
+            self.model_name,
+            self.ds,
+            epochs=1,
+            steps_per_epoch=warm + steps,
+            batch_size=self.batch,
+            precision=precision,
+            output_dir=None,
+            verbose=0,
+            callbacks=[timer],
+            num_classes=self.classes,
+            **options,
+        )
         self.resolved = {k: result.config.get(k) for k in ("steps_per_execution", "jit_compile")}
         return timer.rate(self.batch, warm), result.config["precision"]
 
@@ -175,14 +195,25 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer steps and rounds")
     p.add_argument("--models", default="resnet20,resnet50")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 5 for resnet20, "
-                                              "1 for resnet50; --quick: 2 and 1)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds (default 5 for resnet20, 1 for resnet50; --quick: 2 and 1)",
+    )
     p.add_argument("--steps", type=int, help="timed steps per variant per round")
-    p.add_argument("--reszoo-option", action="append", default=[], metavar="KEY=JSON",
-                   help="extra reszoo.fit option, e.g. steps_per_execution=8 or jit_compile=true")
+    p.add_argument(
+        "--reszoo-option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra reszoo.fit option, e.g. steps_per_execution=8 or jit_compile=true",
+    )
     p.add_argument("--keras-jit", action="store_true", help="compile the Keras models with XLA")
-    p.add_argument("--threads", metavar="INTRA,INTER",
-                   help="tf.config.threading intra-op,inter-op thread counts (default: TF's)")
+    p.add_argument(
+        "--threads",
+        metavar="INTRA,INTER",
+        help="tf.config.threading intra-op,inter-op thread counts (default: TF's)",
+    )
     p.add_argument("--label", default="", help="added to the RESULTS.md title")
     p.add_argument("--no-record", action="store_true", help="print only")
     args = p.parse_args(argv)
@@ -210,46 +241,72 @@ def main(argv=None):
                 rate, prec = runner.run(v, steps, warmup)
                 rates[v].append(rate)
                 precision[v] = prec
-                print(f"  {model_name} round {r + 1}/{rounds} {v:12s} ({prec}): {rate:7.1f} img/s",
-                      flush=True)
+                print(
+                    f"  {model_name} round {r + 1}/{rounds} {v:12s} ({prec}): {rate:7.1f} img/s",
+                    flush=True,
+                )
         med = {v: common.median(rates[v]) for v in variants}
         results[model_name] = med
         all_rates[model_name] = rates
         base = med.get("keras_f32")
         for v in variants:
             same = med.get("keras_f32" if precision[v] == "float32" else "keras_bf16")
-            rows.append([model_name, f"{size}x{size}", batch, v, precision[v], med[v],
-                         " / ".join(f"{x:.1f}" for x in rates[v]),
-                         f"{med[v] / base:.2f}x" if base else "-",
-                         f"{med[v] / same:.2f}x" if same and not v.startswith("keras") else "-"])
+            rows.append(
+                [
+                    model_name,
+                    f"{size}x{size}",
+                    batch,
+                    v,
+                    precision[v],
+                    med[v],
+                    " / ".join(f"{x:.1f}" for x in rates[v]),
+                    f"{med[v] / base:.2f}x" if base else "-",
+                    f"{med[v] / same:.2f}x" if same and not v.startswith("keras") else "-",
+                ]
+            )
             common.save_latest(f"train_ips/{model_name}/{v}", med[v])
         for v in variants:
             if v.startswith("reszoo"):
                 common.save_latest(f"train_ips/{model_name}/{v}/options", opts)
 
-    headers = ["model", "input", "batch", "variant", "precision", "img/s (median)",
-               "per round", "vs keras f32", "vs keras same precision"]
+    headers = [
+        "model",
+        "input",
+        "batch",
+        "variant",
+        "precision",
+        "img/s (median)",
+        "per round",
+        "vs keras f32",
+        "vs keras same precision",
+    ]
     body = common.table(headers, rows)
     resolved = {m: getattr(r, "resolved", None) for m, r in runners.items()}
-    notes = [f"reszoo.fit options: {opts or 'defaults'} (resolved: {resolved}); "
-             f"Keras jit_compile={args.keras_jit}; threads (intra,inter)={args.threads or 'TF default'}."]
+    notes = [
+        f"reszoo.fit options: {opts or 'defaults'} (resolved: {resolved}); "
+        f"Keras jit_compile={args.keras_jit}; threads (intra,inter)={args.threads or 'TF default'}."
+    ]
     for m, med in results.items():
         r = all_rates[m]
 
-        def paired(a, b):  # median over rounds of the same-round ratio (robust to load drift)
+        def paired(a, b, r=r):  # median over rounds of the same-round ratio (robust to load drift)
             return common.median([x / y for x, y in zip(r[a], r[b])])
 
         if "reszoo_auto" in med and "keras_f32" in med:
             goal = paired("reszoo_auto", "keras_f32")
-            notes.append(f"Goal {m}: reszoo.fit auto / Keras f32 = {goal:.2f}x (median of "
-                         f"same-round ratios; goal >= 1.3x): {'MET' if goal >= 1.3 else 'MISSED'}.")
+            notes.append(
+                f"Goal {m}: reszoo.fit auto / Keras f32 = {goal:.2f}x (median of "
+                f"same-round ratios; goal >= 1.3x): {'MET' if goal >= 1.3 else 'MISSED'}."
+            )
         pairs = [("reszoo_f32", "keras_f32"), ("reszoo_auto", "keras_bf16")]
         pairs += [(v, "reszoo_auto") for v in med if "[" in v and "reszoo_auto" in med]
         for a, b in pairs:
             if a in med and b in med:
                 x = paired(a, b)
-                notes.append(f"{m}: {a} / {b} = {x:.2f}x (median of same-round ratios; goal "
-                             f">= 1.0): {'MET' if x >= 1.0 else 'MISSED'}.")
+                notes.append(
+                    f"{m}: {a} / {b} = {x:.2f}x (median of same-round ratios; goal "
+                    f">= 1.0): {'MET' if x >= 1.0 else 'MISSED'}."
+                )
     body += "\n\n" + "\n".join(f"- {n}" for n in notes)
     title = "Training throughput (bench_training)" + (f": {args.label}" if args.label else "")
     common.append_results(title, body, record=not args.no_record)

@@ -24,9 +24,11 @@ LATEST_JSON = os.path.join(HERE, "latest.json")
 if os.path.dirname(HERE) not in sys.path:  # run as `python benchmarks/bench_x.py` from a checkout
     sys.path.insert(0, os.path.dirname(HERE))
 
-SHARED_NOTE = ("shared machine: other engineers run tests on it now and then, so absolute numbers "
-               "are noisy; compared variants are measured in the same run, back to back, and the "
-               "ratios are what to read")
+SHARED_NOTE = (
+    "shared machine: other engineers run tests on it now and then, so absolute numbers "
+    "are noisy; compared variants are measured in the same run, back to back, and the "
+    "ratios are what to read"
+)
 
 
 def cpu_model() -> str:
@@ -50,8 +52,12 @@ def machine_description() -> dict:
         "python": platform.python_version(),
         "note": SHARED_NOTE,
     }
-    for mod, dist in (("tensorflow", "tensorflow"), ("keras", "keras"), ("jax", None),
-                      ("torch", None)):
+    for mod, dist in (
+        ("tensorflow", "tensorflow"),
+        ("keras", "keras"),
+        ("jax", None),
+        ("torch", None),
+    ):
         if mod in sys.modules:
             out[mod] = getattr(sys.modules[mod], "__version__", "?")
         elif dist:
@@ -83,6 +89,7 @@ def median(values):
 
 def table(headers, rows) -> str:
     """A GitHub-markdown table (also readable as plain text)."""
+
     def fmt(v):
         if isinstance(v, float):
             if v == 0 or abs(v) >= 100:
@@ -91,9 +98,13 @@ def table(headers, rows) -> str:
                 return f"{v:.1f}"
             return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
         return str(v)
+
     cells = [[fmt(v) for v in r] for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda vals: "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"
+
+    def line(vals):
+        return "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"
+
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in cells]
     return "\n".join(out)
@@ -108,19 +119,26 @@ def append_results(title: str, body: str, *, argv=None, record: bool = True) -> 
         print(body)
         return
     m = machine_description()
-    versions = ", ".join(f"{k} {m[k]}" for k in ("python", "tensorflow", "keras", "jax", "torch")
-                         if k in m)
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))]
-                               + (sys.argv[1:] if argv is None else argv))
-    text = (f"\n## {title} ({m['date']})\n\n"
-            f"Machine: {m['cpu']}, {m['cores']} cores (bf16: {m['bf16']}); {versions}.  \n"
-            f"Command: `{cmd}`  \n"
-            f"Note: {m['note']}.\n\n{body.rstrip()}\n")
+    versions = ", ".join(
+        f"{k} {m[k]}" for k in ("python", "tensorflow", "keras", "jax", "torch") if k in m
+    )
+    cmd = "python " + " ".join(
+        [os.path.relpath(sys.argv[0], os.path.dirname(HERE))]
+        + (sys.argv[1:] if argv is None else argv)
+    )
+    text = (
+        f"\n## {title} ({m['date']})\n\n"
+        f"Machine: {m['cpu']}, {m['cores']} cores (bf16: {m['bf16']}); {versions}.  \n"
+        f"Command: `{cmd}`  \n"
+        f"Note: {m['note']}.\n\n{body.rstrip()}\n"
+    )
     print(text)
     if not os.path.exists(RESULTS_MD):
         with open(RESULTS_MD, "w") as f:
-            f.write("# reszoo benchmark results\n\nAppended by the scripts in benchmarks/ "
-                    "(newest last). See benchmarks/README.md for what each measures.\n")
+            f.write(
+                "# reszoo benchmark results\n\nAppended by the scripts in benchmarks/ "
+                "(newest last). See benchmarks/README.md for what each measures.\n"
+            )
     with open(RESULTS_MD, "a") as f:
         f.write(text)
 

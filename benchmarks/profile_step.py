@@ -27,21 +27,20 @@ import glob
 import time
 
 import common
-
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 import reszoo
 import reszoo.fit as rfit
 from reszoo import recipes
-
 
 TRACED_STEPS = 3
 
 
 def build(kind, name, policy, classes):
     import bench_training as bt
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -75,8 +74,11 @@ def callables(model, batch, size, classes, policy):
     fn = rfit.make_train_function(strategy, model, opt, cfg, batch, classes)
     it = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     one = tf.constant(1, tf.int32)
-    return {"forward": forward, "forward+backward": forward_backward,
-            "fit step": lambda: fn(it, one)[0]}
+    return {
+        "forward": forward,
+        "forward+backward": forward_backward,
+        "fit step": lambda: fn(it, one)[0],
+    }
 
 
 def op_time_by_type(trace_dir: str, steps: int, top: int = 15) -> list[list]:
@@ -101,8 +103,10 @@ def op_time_by_type(trace_dir: str, steps: int, top: int = 15) -> list[list]:
                 if ":" in name and "::" not in name:  # "op name:OpType", not ExecutorState::
                     picoseconds[name.rsplit(":", 1)[1]] += event.duration_ps
     total = sum(picoseconds.values()) or 1
-    return [[op, ps / 1e9 / steps, f"{100 * ps / total:.1f}%"]
-            for op, ps in picoseconds.most_common(top)]
+    return [
+        [op, ps / 1e9 / steps, f"{100 * ps / total:.1f}%"]
+        for op, ps in picoseconds.most_common(top)
+    ]
 
 
 def main(argv=None):
@@ -132,8 +136,9 @@ def main(argv=None):
                     times[k].append(time.perf_counter() - t0)
             for part in ("forward", "forward+backward", "fit step"):
                 r, pl = (common.median(times[(k, part)]) for k in ("reszoo", "plain"))
-                rows.append([name, policy, part, r * 1e3, batch / r, pl * 1e3, batch / pl,
-                             f"{r / pl:.2f}x"])
+                rows.append(
+                    [name, policy, part, r * 1e3, batch / r, pl * 1e3, batch / pl, f"{r / pl:.2f}x"]
+                )
                 print("  ", rows[-1], flush=True)
             if args.trace and name == "resnet20" and policy == "mixed_bfloat16":
                 tf.profiler.experimental.start(args.trace)
@@ -142,14 +147,26 @@ def main(argv=None):
                 tf.profiler.experimental.stop()
                 print(f"  profiler trace written to {args.trace}")
                 trace_rows = op_time_by_type(args.trace, TRACED_STEPS)
-    headers = ["model", "precision", "part", "reszoo ms", "reszoo img/s", "plain Keras ms",
-               "plain img/s", "reszoo/plain time"]
+    headers = [
+        "model",
+        "precision",
+        "part",
+        "reszoo ms",
+        "reszoo img/s",
+        "plain Keras ms",
+        "plain img/s",
+        "reszoo/plain time",
+    ]
     body = common.table(headers, rows)
     if trace_rows:
-        body += ("\n\nreszoo resnet20 mixed_bfloat16 fit step, op time by TensorFlow op type "
-                 f"(tf.profiler trace of {TRACED_STEPS} steps, summed over threads):\n\n"
-                 + common.table(["op type", "ms per step", "share of op time"], trace_rows))
-    common.append_results("Where the step time goes (profile_step)", body, record=not args.no_record)
+        body += (
+            "\n\nreszoo resnet20 mixed_bfloat16 fit step, op time by TensorFlow op type "
+            f"(tf.profiler trace of {TRACED_STEPS} steps, summed over threads):\n\n"
+            + common.table(["op type", "ms per step", "share of op time"], trace_rows)
+        )
+    common.append_results(
+        "Where the step time goes (profile_step)", body, record=not args.no_record
+    )
 
 
 if __name__ == "__main__":

@@ -8,16 +8,35 @@ Importing reszoo (and building models) does not import TensorFlow; `fit` and `ex
 first used.
 """
 
-from reszoo.errors import (ConfigError, DataError, DuplicateRegistrationError, ExportError,
-                           ReszooError, TrainingError, UnknownModelError)
+from reszoo.errors import (
+    ConfigError,
+    DataError,
+    DuplicateRegistrationError,
+    ExportError,
+    ReszooError,
+    TrainingError,
+    UnknownModelError,
+)
 from reszoo.zoo import build, get_config, list_models, register_block, register_model
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "build", "list_models", "get_config", "register_model", "register_block", "fit", "export",
-    "ReszooError", "ConfigError", "UnknownModelError", "DuplicateRegistrationError", "DataError",
-    "TrainingError", "ExportError", "__version__",
+    "build",
+    "list_models",
+    "get_config",
+    "register_model",
+    "register_block",
+    "fit",
+    "export",
+    "ReszooError",
+    "ConfigError",
+    "UnknownModelError",
+    "DuplicateRegistrationError",
+    "DataError",
+    "TrainingError",
+    "ExportError",
+    "__version__",
 ]
 
 

@@ -26,14 +26,21 @@ def zoo_table(pattern: str = "*") -> str:
     for name in list_models(pattern):
         config = get_config(name)
         accuracy = config["accuracy"]
-        rows.append((
-            name, config["family"], _si(config["params"]), _si(config["macs"]),
-            "x".join(map(str, config["input_shape"])),
-            f"{accuracy['top1']:.2f} ({accuracy['dataset']})" if accuracy else "-",
-        ))
+        rows.append(
+            (
+                name,
+                config["family"],
+                _si(config["params"]),
+                _si(config["macs"]),
+                "x".join(map(str, config["input_shape"])),
+                f"{accuracy['top1']:.2f} ({accuracy['dataset']})" if accuracy else "-",
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [header] + rows]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in [header] + rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -42,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reszoo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="print the zoo as a table")
-    listing.add_argument("pattern", nargs="?", default="*",
-                         help="shell-style wildcard, e.g. 'resnet*' (default: every model)")
+    listing.add_argument(
+        "pattern",
+        nargs="?",
+        default="*",
+        help="shell-style wildcard, e.g. 'resnet*' (default: every model)",
+    )
     summary = commands.add_parser("summary", help="build a model and print its Keras summary")
     summary.add_argument("model", help="a name from `python -m reszoo list`")
     args = parser.parse_args(argv)

@@ -41,10 +41,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization with TensorFlow's one-kernel path where it applies."""
 
     def _fusable(self, inputs, mask) -> bool:
-        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-                and not self.synchronized and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and self.compute_dtype in _FUSED_DTYPES
-                and not (self.compute_dtype == "bfloat16" and gpu_visible()))
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.compute_dtype in _FUSED_DTYPES
+            and not (self.compute_dtype == "bfloat16" and gpu_visible())
+        )
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
@@ -59,18 +65,31 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if training and self.trainable:
             empty = tf.zeros((0,), tf.float32)
             outputs, mean, unbiased_variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=x, scale=scale, offset=offset, mean=empty, variance=empty, epsilon=epsilon,
-                is_training=True, data_format="NHWC")
+                x=x,
+                scale=scale,
+                offset=offset,
+                mean=empty,
+                variance=empty,
+                epsilon=epsilon,
+                is_training=True,
+                data_format="NHWC",
+            )
             # The kernel returns the Bessel-corrected variance; Keras averages the biased one.
             count = tf.cast(tf.size(x) // channels, tf.float32)
             variance = unbiased_variance * (count - 1.0) / tf.maximum(count, 1.0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
             return outputs
         outputs, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=scale, offset=offset, mean=ops.cast(self.moving_mean, "float32"),
-            variance=ops.cast(self.moving_variance, "float32"), epsilon=epsilon,
-            is_training=False, data_format="NHWC")
+            x=x,
+            scale=scale,
+            offset=offset,
+            mean=ops.cast(self.moving_mean, "float32"),
+            variance=ops.cast(self.moving_variance, "float32"),
+            epsilon=epsilon,
+            is_training=False,
+            data_format="NHWC",
+        )
         return outputs

@@ -22,9 +22,28 @@ DOWNSAMPLE_POSITIONS = ("first", "last")
 
 # Fields that describe the network. Everything else in an entry is metadata about it.
 ARCHITECTURE_FIELDS = (
-    "block", "depths", "widths", "strides", "downsample_at", "stem", "stem_width", "stem_bias",
-    "preact", "stride_on", "conv_bias", "shortcut", "groups", "base_width", "se_ratio", "dropout",
-    "stochastic_depth", "bn_epsilon", "bn_momentum", "preprocessing", "input_shape", "num_classes",
+    "block",
+    "depths",
+    "widths",
+    "strides",
+    "downsample_at",
+    "stem",
+    "stem_width",
+    "stem_bias",
+    "preact",
+    "stride_on",
+    "conv_bias",
+    "shortcut",
+    "groups",
+    "base_width",
+    "se_ratio",
+    "dropout",
+    "stochastic_depth",
+    "bn_epsilon",
+    "bn_momentum",
+    "preprocessing",
+    "input_shape",
+    "num_classes",
 )
 METADATA_FIELDS = ("family", "description", "params", "macs", "accuracy", "weights")
 ENTRY_ONLY_FIELDS = ("extends",)
@@ -83,7 +102,7 @@ class ModelConfig:
         stem_stride = 1 if self.stem == "cifar" else 4
         return stem_stride * math.prod(self.strides)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A validated copy with `changes` applied; unknown field names raise ConfigError."""
         unknown = sorted(set(changes) - set(ARCHITECTURE_FIELDS) - set(METADATA_FIELDS))
         if unknown:
@@ -100,8 +119,10 @@ class ModelConfig:
             data.update(params=None, macs=None, accuracy=None, weights=None)
         if "num_classes" in changes and changes["num_classes"] != self.num_classes:
             data.update(params=None, macs=None, accuracy=None)
-        if "input_shape" in changes and changes["input_shape"] not in (self.input_shape,
-                                                                       list(self.input_shape)):
+        if "input_shape" in changes and changes["input_shape"] not in (
+            self.input_shape,
+            list(self.input_shape),
+        ):
             data.update(macs=None, accuracy=None)
         return from_dict(self.name, data)
 
@@ -217,13 +238,19 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
             f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
             f"known fields: {', '.join(sorted(fields))}"
         )
-    required = [f.name for f in dataclasses.fields(ModelConfig)
-                if f.default is dataclasses.MISSING and f.name != "name"]
+    required = [
+        f.name
+        for f in dataclasses.fields(ModelConfig)
+        if f.default is dataclasses.MISSING and f.name != "name"
+    ]
     missing = [field for field in required if field not in data]
     if missing:
         raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
-    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)
-                if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(ModelConfig)
+        if f.default is not dataclasses.MISSING
+    }
     check = _FieldChecker(name, {**defaults, **data})
 
     depths = check.int_list("depths")
@@ -272,7 +299,7 @@ def _check_accuracy(check: _FieldChecker) -> dict | None:
         isinstance(accuracy[key], kind) and not isinstance(accuracy[key], bool)
         for key, kind in expected.items()
     ):
-        raise check.fail("accuracy", "must be {\"dataset\": str, \"top1\": number, \"source\": str}")
+        raise check.fail("accuracy", 'must be {"dataset": str, "top1": number, "source": str}')
     if not 0.0 <= accuracy["top1"] <= 100.0:
         raise check.fail("accuracy", "top1 must be a percentage in [0, 100]")
     return dict(accuracy)
@@ -284,13 +311,17 @@ def _check_weights(check: _FieldChecker) -> dict | None:
         return None
     allowed = {"url", "notop_url", "file_hash", "notop_file_hash", "layout"}
     for tag, spec in weights.items():
-        if not isinstance(spec, dict) or not set(spec) <= allowed or not all(
-            isinstance(value, str) for value in spec.values()
-        ) or "url" not in spec or "layout" not in spec:
+        if (
+            not isinstance(spec, dict)
+            or not set(spec) <= allowed
+            or not all(isinstance(value, str) for value in spec.values())
+            or "url" not in spec
+            or "layout" not in spec
+        ):
             raise check.fail(
                 "weights",
-                f"entry {tag!r} must map to {{\"url\", \"layout\"[, \"notop_url\", \"file_hash\", "
-                f"\"notop_file_hash\"]}} with string values",
+                f'entry {tag!r} must map to {{"url", "layout"[, "notop_url", "file_hash", '
+                f'"notop_file_hash"]}} with string values',
             )
     return {tag: dict(spec) for tag, spec in weights.items()}
 

@@ -36,11 +36,22 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reszoo.data_sources import (SMALL_IMAGE_MAX, digits_source, folder_source, synthetic_source,
-                                 tfds_source)
+from reszoo.data_sources import (
+    SMALL_IMAGE_MAX,
+    digits_source,
+    folder_source,
+    synthetic_source,
+    tfds_source,
+)
 from reszoo.errors import DataError
-from reszoo.image_ops import (center_window, cifar_batch_augment, random_resized_window, resize,
-                              to_uint8, windowed)
+from reszoo.image_ops import (
+    center_window,
+    cifar_batch_augment,
+    random_resized_window,
+    resize,
+    to_uint8,
+    windowed,
+)
 
 __all__ = ["DataInfo", "load", "AUGMENT_BASES", "AUGMENT_EXTRAS"]
 

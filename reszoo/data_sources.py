@@ -23,7 +23,9 @@ from reszoo.errors import DataError
 
 log = logging.getLogger("reszoo.data")  # one logger name for the whole input pipeline
 
-SMALL_IMAGE_MAX = 64  # "auto" augmentation is "cifar" up to this many pixels a side, else "imagenet"
+SMALL_IMAGE_MAX = (
+    64  # "auto" augmentation is "cifar" up to this many pixels a side, else "imagenet"
+)
 DEFAULT_LARGE_SIZE = (224, 224)
 SPLIT_SEED = 20161210  # fixed: the held-out validation set does not change with ``seed``
 _MAX_NAMED_BAD_FILES = 20

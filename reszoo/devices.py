@@ -26,7 +26,7 @@ def _parse_tf_config():
     try:
         value = json.loads(raw)
     except ValueError as e:
-        raise ConfigError(f"TF_CONFIG does not parse as JSON ({e})")
+        raise ConfigError(f"TF_CONFIG does not parse as JSON ({e})") from None
     if not isinstance(value, dict) or not isinstance(value.get("cluster", {}), dict):
         raise ConfigError("TF_CONFIG must be a JSON object with a 'cluster' mapping and a 'task'")
     task = value.get("task", {})
@@ -45,8 +45,12 @@ def _num_workers(tf_config) -> int:
 def _find_tpu():
     """A TPUClusterResolver when this looks like a TPU host, else None (never touches the
     network on a machine without TPU hints)."""
-    hints = (os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
-             or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"))
+    hints = (
+        os.environ.get("TPU_NAME")
+        or os.environ.get("COLAB_TPU_ADDR")
+        or os.path.exists("/dev/accel0")
+        or os.path.exists("/dev/vfio/0")
+    )
     if not hints:
         return None
     try:
@@ -63,8 +67,10 @@ def select_strategy(spec="auto"):
     if isinstance(spec, tf.distribute.Strategy):
         return spec, type(spec).__name__
     if spec not in recipes.STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(recipes.STRATEGIES)} or a "
-                          f"tf.distribute.Strategy, got {spec!r}")
+        raise ConfigError(
+            f"strategy must be one of {', '.join(recipes.STRATEGIES)} or a "
+            f"tf.distribute.Strategy, got {spec!r}"
+        )
     tf_config = _parse_tf_config()
     if spec == "auto":
         if _find_tpu() is not None:
@@ -87,14 +93,17 @@ def select_strategy(spec="auto"):
         return tf.distribute.MirroredStrategy(cpus), "mirrored"
     if spec == "multi_worker":
         if _num_workers(tf_config) < 1:
-            raise ConfigError("strategy 'multi_worker' needs TF_CONFIG naming the cluster "
-                              "(see tf.distribute.MultiWorkerMirroredStrategy)")
+            raise ConfigError(
+                "strategy 'multi_worker' needs TF_CONFIG naming the cluster "
+                "(see tf.distribute.MultiWorkerMirroredStrategy)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker"
     # tpu
     resolver = _find_tpu()
     if resolver is None:
-        raise TrainingError("strategy 'tpu' requested but no TPU was found "
-                            "(set TPU_NAME or run on a TPU VM)")
+        raise TrainingError(
+            "strategy 'tpu' requested but no TPU was found (set TPU_NAME or run on a TPU VM)"
+        )
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver), "tpu"
@@ -126,8 +135,9 @@ def select_precision(spec="auto", strategy=None):
     """(policy name, reason). See the module docstring for the rule."""
     if spec != "auto":
         if spec not in recipes.PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(recipes.PRECISIONS)}, "
-                              f"got {spec!r}")
+            raise ConfigError(
+                f"precision must be one of {', '.join(recipes.PRECISIONS)}, got {spec!r}"
+            )
         return spec, "requested"
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16", "TPU"
@@ -140,13 +150,17 @@ def select_precision(spec="auto", strategy=None):
             except Exception:  # noqa: BLE001
                 ccs.append(None)
         if all(cc is not None and tuple(cc) >= (7, 0) for cc in ccs):
-            return "mixed_float16", f"NVIDIA GPU with compute capability {ccs[0][0]}.{ccs[0][1]} >= 7.0"
+            return (
+                "mixed_float16",
+                f"NVIDIA GPU with compute capability {ccs[0][0]}.{ccs[0][1]} >= 7.0",
+            )
         return "float32", f"GPU compute capability {ccs[0]} is below 7.0 (no fast float16)"
     flags = cpu_flags()
     found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
     if found:
-        return "mixed_bfloat16", (f"CPU has {found[0].upper()} (bfloat16 measured faster than "
-                                  "float32 here)")
+        return "mixed_bfloat16", (
+            f"CPU has {found[0].upper()} (bfloat16 measured faster than float32 here)"
+        )
     return "float32", "no GPU/TPU and no bfloat16 instructions on this CPU"
 
 
@@ -157,7 +171,9 @@ def is_chief(strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type is None or task_type == "chief":
         return True
-    return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    return (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def describe_device() -> dict:
@@ -169,5 +185,4 @@ def describe_device() -> dict:
             names.append(tf.config.experimental.get_device_details(g).get("device_name", g.name))
         except Exception:  # noqa: BLE001
             names.append(g.name)
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": names,
-            "host": platform.node()}
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": names, "host": platform.node()}

@@ -31,7 +31,6 @@ computes in the dtype policy of the model exported (a run directory: the run's p
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -46,8 +45,8 @@ if __name__ == "__main__":  # the CLI: TensorFlow's start-up log lines off stder
     from reszoo.train import _import_quietly
 
     _import_quietly()
-import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from reszoo._callable import make_module_callable
 from reszoo.errors import ExportError, ReszooError
@@ -68,8 +67,10 @@ _TMP_PREFIX = ".reszoo-export-tmp-"
 
 # ----------------------------------------------------------------------------- the serving graph
 
-def _serving_module(model: keras.Model, class_names_path: str, height: int, width: int,
-                    num_classes: int) -> tuple[tf.Module, dict]:
+
+def _serving_module(
+    model: keras.Model, class_names_path: str, height: int, width: int, num_classes: int
+) -> tuple[tf.Module, dict]:
     """A tf.Module holding the model's variables and the class-name table, and its signatures.
 
     The Keras model is only closed over, never tracked: the SavedModel's object graph holds
@@ -80,9 +81,14 @@ def _serving_module(model: keras.Model, class_names_path: str, height: int, widt
     module.model_variables = list(model.variables)
     module.class_table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(
-            class_names_path, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE),
-        default_value="")
+            class_names_path,
+            key_dtype=tf.int64,
+            key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            value_dtype=tf.string,
+            value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+        ),
+        default_value="",
+    )
 
     # One trace of the network, shared by the three signatures.
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
@@ -93,24 +99,28 @@ def _serving_module(model: keras.Model, class_names_path: str, height: int, widt
         """float32 [B, h, w, 3] or [h, w, 3] -> the model's height and width."""
         size = tf.shape(images)[-3:-1]
         same = tf.reduce_all(tf.equal(size, [height, width]))
-        images = tf.cond(same, lambda: images,
-                         lambda: tf.image.resize(images, [height, width], method="bilinear"))
+        images = tf.cond(
+            same,
+            lambda: images,
+            lambda: tf.image.resize(images, [height, width], method="bilinear"),
+        )
         return images
 
     def check_images(images):
         # The signature's shape is not enforced when a server feeds a tensor: check it here,
         # first, so a wrong rank or channel count fails with a message that names the input.
-        return tf.ensure_shape(images, [None, None, None, 3],
-                               name="images_must_be_batch_height_width_3")
+        return tf.ensure_shape(
+            images, [None, None, None, 3], name="images_must_be_batch_height_width_3"
+        )
 
     def predict(images):
         """float32 pixels [B, h, w, 3] -> the output dict."""
         shape = tf.shape(images)
         checks = [
+            tf.debugging.assert_positive(shape[0], message="empty batch: send at least one image"),
             tf.debugging.assert_positive(
-                shape[0], message="empty batch: send at least one image"),
-            tf.debugging.assert_positive(
-                shape[1:3], message="every image needs a height and width of at least 1 pixel"),
+                shape[1:3], message="every image needs a height and width of at least 1 pixel"
+            ),
         ]
         with tf.control_dependencies(checks):
             images = tf.ensure_shape(to_model_size(images), [None, height, width, 3])
@@ -127,14 +137,16 @@ def _serving_module(model: keras.Model, class_names_path: str, height: int, widt
     def decode_one(data):
         image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
         image = tf.ensure_shape(image, [None, None, 3])
-        checks = [tf.debugging.assert_positive(
-            tf.shape(image)[:2], message="image_bytes: a decoded image has no pixels")]
+        checks = [
+            tf.debugging.assert_positive(
+                tf.shape(image)[:2], message="image_bytes: a decoded image has no pixels"
+            )
+        ]
         with tf.control_dependencies(checks):
             image = to_model_size(tf.cast(image, tf.float32))
         return tf.ensure_shape(image, [height, width, 3])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32,
-                                                name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def serving_default(images):
         return predict(check_images(images))
 
@@ -144,25 +156,40 @@ def _serving_module(model: keras.Model, class_names_path: str, height: int, widt
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serving_image_bytes(image_bytes):
-        image_bytes = tf.ensure_shape(image_bytes, [None],
-                                      name="image_bytes_must_be_a_list_of_encoded_images")
+        image_bytes = tf.ensure_shape(
+            image_bytes, [None], name="image_bytes_must_be_a_list_of_encoded_images"
+        )
         head = tf.strings.substr(image_bytes, 0, 4)
-        known = tf.reduce_any(tf.stack([
-            tf.strings.substr(image_bytes, 0, 3) == b"\xff\xd8\xff",  # JPEG
-            head == b"\x89PNG",
-            head == b"GIF8",
-            tf.strings.substr(image_bytes, 0, 2) == b"BM",
-        ]), axis=0)
+        known = tf.reduce_any(
+            tf.stack(
+                [
+                    tf.strings.substr(image_bytes, 0, 3) == b"\xff\xd8\xff",  # JPEG
+                    head == b"\x89PNG",
+                    head == b"GIF8",
+                    tf.strings.substr(image_bytes, 0, 2) == b"BM",
+                ]
+            ),
+            axis=0,
+        )
         checks = [
-            tf.debugging.assert_positive(tf.size(image_bytes),
-                                         message="empty batch: send at least one image"),
-            tf.debugging.Assert(tf.reduce_all(known), [
-                "image_bytes: every element must be an encoded JPEG, PNG, GIF or BMP file; "
-                "element(s) not recognised:", tf.where(tf.logical_not(known))[:, 0]]),
+            tf.debugging.assert_positive(
+                tf.size(image_bytes), message="empty batch: send at least one image"
+            ),
+            tf.debugging.Assert(
+                tf.reduce_all(known),
+                [
+                    "image_bytes: every element must be an encoded JPEG, PNG, GIF or BMP file; "
+                    "element(s) not recognised:",
+                    tf.where(tf.logical_not(known))[:, 0],
+                ],
+            ),
         ]
         with tf.control_dependencies(checks):
-            images = tf.map_fn(decode_one, image_bytes,
-                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+            images = tf.map_fn(
+                decode_one,
+                image_bytes,
+                fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+            )
         return predict(images)
 
     module.serving_default = serving_default
@@ -177,6 +204,7 @@ def _serving_module(model: keras.Model, class_names_path: str, height: int, widt
 
 
 # ------------------------------------------------------------------------- TF Serving warm-up
+
 
 def _varint(value: int) -> bytes:
     out = bytearray()
@@ -220,19 +248,20 @@ def warmup_requests(model_name: str, height: int, width: int) -> list[bytes]:
     return [
         prediction_log(model_name, "serving_default", {"images": grey.astype(np.float32)}),
         prediction_log(model_name, "serving_uint8", {"images": grey}),
-        prediction_log(model_name, "serving_image_bytes",
-                       {"image_bytes": np.array([png], dtype=object)}),
+        prediction_log(
+            model_name, "serving_image_bytes", {"image_bytes": np.array([png], dtype=object)}
+        ),
     ]
 
 
 # ------------------------------------------------------------------------------ inputs
 
+
 def _check_class_names(class_names, num_classes: int, source: str = "class_names") -> list[str]:
     if class_names is None:
         return [str(i) for i in range(num_classes)]
     if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__iter__"):
-        raise ExportError(f"{source} must be a list of strings, one per class; got "
-                          f"{class_names!r}")
+        raise ExportError(f"{source} must be a list of strings, one per class; got {class_names!r}")
     names = []
     for i, name in enumerate(class_names):
         if isinstance(name, bytes):
@@ -242,12 +271,13 @@ def _check_class_names(class_names, num_classes: int, source: str = "class_names
         if not isinstance(name, str):
             raise ExportError(f"{source}[{i}] must be a string; got {name!r}")
         if not name or "\n" in name or "\r" in name:
-            raise ExportError(f"{source}[{i}] must be a non-empty string on one line; got "
-                              f"{name!r}")
+            raise ExportError(f"{source}[{i}] must be a non-empty string on one line; got {name!r}")
         names.append(name)
     if len(names) != num_classes:
-        raise ExportError(f"{len(names)} class names for a model with {num_classes} classes "
-                          f"({source}); give exactly one name per class")
+        raise ExportError(
+            f"{len(names)} class names for a model with {num_classes} classes "
+            f"({source}); give exactly one name per class"
+        )
     return names
 
 
@@ -271,22 +301,30 @@ def read_class_names(path) -> list[str]:
 def _check_model(model) -> tuple[int, int, int]:
     """(height, width, num_classes) of an exportable classifier, or ExportError."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs and "
-                          f"{len(model.outputs)} outputs; export needs one image input and one "
-                          "logits output")
+        raise ExportError(
+            f"model {model.name!r} has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs; export needs one image input and one "
+            "logits output"
+        )
     in_shape = tuple(model.inputs[0].shape)
     out_shape = tuple(model.outputs[0].shape)
     if len(in_shape) != 4 or in_shape[-1] != 3:
-        raise ExportError(f"model {model.name!r} takes {in_shape}; export needs RGB images "
-                          "[batch, height, width, 3]")
+        raise ExportError(
+            f"model {model.name!r} takes {in_shape}; export needs RGB images "
+            "[batch, height, width, 3]"
+        )
     if in_shape[1] is None or in_shape[2] is None:
-        raise ExportError(f"model {model.name!r} has no fixed input size {in_shape}; rebuild it "
-                          "with input_shape=(height, width, 3) so encoded images can be resized "
-                          "to it")
+        raise ExportError(
+            f"model {model.name!r} has no fixed input size {in_shape}; rebuild it "
+            "with input_shape=(height, width, 3) so encoded images can be resized "
+            "to it"
+        )
     pooled = bool(model.layers) and "Pooling" in type(model.layers[-1]).__name__
     if len(out_shape) != 2 or not out_shape[-1] or pooled:
-        raise ExportError(f"model {model.name!r} outputs {out_shape}, not logits [batch, "
-                          "classes]; export a model built with include_top=True")
+        raise ExportError(
+            f"model {model.name!r} outputs {out_shape}, not logits [batch, "
+            "classes]; export a model built with include_top=True"
+        )
     return int(in_shape[1]), int(in_shape[2]), int(out_shape[-1])
 
 
@@ -301,23 +339,33 @@ def _check_export_dir(export_dir: Path, version, overwrite: bool) -> int | None:
             raise ExportError(f"version must be a positive integer; got {version!r}")
         version = int(version)
     if export_dir.exists() and not export_dir.is_dir():
-        raise ExportError(f"export directory {export_dir} is a file, not a directory; "
-                          "choose a directory (TF Serving's model_base_path)")
+        raise ExportError(
+            f"export directory {export_dir} is a file, not a directory; "
+            "choose a directory (TF Serving's model_base_path)"
+        )
     from reszoo.recipes import uncreatable_reason
 
     reason = None if export_dir.exists() else uncreatable_reason(export_dir)
     if reason:
         raise ExportError(f"export directory {export_dir} cannot be created: {reason}")
-    if export_dir.is_dir() and version is not None and not overwrite \
-            and version in _existing_versions(export_dir):
-        raise ExportError(f"version {version} already exists in {export_dir}; pass "
-                          "overwrite=True (--overwrite) to replace it, or another version")
+    if (
+        export_dir.is_dir()
+        and version is not None
+        and not overwrite
+        and version in _existing_versions(export_dir)
+    ):
+        raise ExportError(
+            f"version {version} already exists in {export_dir}; pass "
+            "overwrite=True (--overwrite) to replace it, or another version"
+        )
     return version
 
 
 def _is_run_dir(source) -> bool:
-    return isinstance(source, os.PathLike) or (isinstance(source, str) and (
-        os.path.isdir(source) or os.sep in source or source.startswith(".")))
+    return isinstance(source, os.PathLike) or (
+        isinstance(source, str)
+        and (os.path.isdir(source) or os.sep in source or source.startswith("."))
+    )
 
 
 def _load_run(run_dir: Path):
@@ -334,8 +382,10 @@ def _load_run(run_dir: Path):
     checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     final = run_dir / "model.keras"
     if checkpoint is None and not final.is_file():
-        raise ExportError(f"run directory {run_dir} has no checkpoint (checkpoints/) and no "
-                          "model.keras: nothing to export; train first")
+        raise ExportError(
+            f"run directory {run_dir} has no checkpoint (checkpoints/) and no "
+            "model.keras: nothing to export; train first"
+        )
     summary = None
     if (run_dir / "summary.json").is_file():
         try:
@@ -343,17 +393,22 @@ def _load_run(run_dir: Path):
         except (OSError, json.JSONDecodeError):
             summary = None
     # The final model.keras, unless a newer checkpoint exists (a resumed run, interrupted).
-    use_final = final.is_file() and (checkpoint is None or os.path.getmtime(final) >= max(
-        os.path.getmtime(p) for p in tf.io.gfile.glob(checkpoint + ".*")))
+    use_final = final.is_file() and (
+        checkpoint is None
+        or os.path.getmtime(final)
+        >= max(os.path.getmtime(p) for p in tf.io.gfile.glob(checkpoint + ".*"))
+    )
     build = run_config.get("build")
     config = None
     if build:
-        from reszoo.zoo import build as build_model, resolve_config
+        from reszoo.zoo import build as build_model
+        from reszoo.zoo import resolve_config
 
         overrides = dict(build.get("overrides") or {})
-        kwargs = dict(num_classes=build.get("num_classes"),
-                      input_shape=tuple(build["input_shape"]) if build.get("input_shape")
-                      else None)
+        kwargs = dict(
+            num_classes=build.get("num_classes"),
+            input_shape=tuple(build["input_shape"]) if build.get("input_shape") else None,
+        )
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         # The run's precision policy: the export computes what the trained model computed.
         previous_policy = keras.config.dtype_policy()
@@ -367,8 +422,7 @@ def _load_run(run_dir: Path):
                 fields["input_shape"] = list(kwargs["input_shape"])
             config = resolve_config(build["name"], **fields).to_dict()
         except (ReszooError, ValueError) as e:
-            raise ExportError(f"cannot rebuild the model of {run_dir} from config.json: {e}") \
-                from e
+            raise ExportError(f"cannot rebuild the model of {run_dir} from config.json: {e}") from e
         finally:
             keras.config.set_dtype_policy(previous_policy)
         name = build["name"]
@@ -377,11 +431,14 @@ def _load_run(run_dir: Path):
             source = str(final)
         else:
             try:  # fit's checkpoints: tf.train.Checkpoint(model=..., optimizer=..., ...)
-                tf.train.Checkpoint(model=model).read(checkpoint).expect_partial() \
-                    .assert_existing_objects_matched()
+                tf.train.Checkpoint(model=model).read(
+                    checkpoint
+                ).expect_partial().assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise ExportError(f"checkpoint {checkpoint} does not match the model in "
-                                  f"{config_path}: {str(e).splitlines()[0]}") from e
+                raise ExportError(
+                    f"checkpoint {checkpoint} does not match the model in "
+                    f"{config_path}: {str(e).splitlines()[0]}"
+                ) from e
             source = checkpoint
     elif final.is_file():
         # A keras.Model passed to reszoo.fit: its architecture lives in model.keras only.
@@ -391,15 +448,27 @@ def _load_run(run_dir: Path):
             raise ExportError(f"cannot load {final}: {first_line(e)}") from e
         name, source = run_config.get("model") or model.name, str(final)
     else:
-        raise ExportError(f"{config_path} has no 'build' entry and {run_dir} has no model.keras: "
-                          "the model cannot be rebuilt")
+        raise ExportError(
+            f"{config_path} has no 'build' entry and {run_dir} has no model.keras: "
+            "the model cannot be rebuilt"
+        )
     return model, name, config, run_config.get("class_names"), summary, source
 
 
 # ------------------------------------------------------------------------------ export
 
-def export(model, export_dir, *, version=None, class_names=None, model_name=None, config=None,
-           summary=None, overwrite=False) -> Path:
+
+def export(
+    model,
+    export_dir,
+    *,
+    version=None,
+    class_names=None,
+    model_name=None,
+    config=None,
+    summary=None,
+    overwrite=False,
+) -> Path:
     """Write `model` as EXPORT_DIR/<version>/, a SavedModel for TF Serving; returns that path.
 
     model: a keras.Model (one image input, logits out), a zoo name (built untrained) or a
@@ -434,13 +503,14 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
             config = config if config is not None else resolve_config(model).to_dict()
             keras_model = build(model)
         except UnknownModelError as e:
-            raise ExportError(f"{model!r} is neither a zoo model nor a run directory: {e}") \
-                from e
+            raise ExportError(f"{model!r} is neither a zoo model nor a run directory: {e}") from e
         model_name = model_name or model
         weights_source = "untrained (freshly built)"
     else:
-        raise ExportError(f"model must be a keras.Model, a zoo name or a run directory; got "
-                          f"{type(model).__name__}")
+        raise ExportError(
+            f"model must be a keras.Model, a zoo name or a run directory; got "
+            f"{type(model).__name__}"
+        )
     height, width, num_classes = _check_model(keras_model)
     names = _check_class_names(class_names, num_classes)
     model_name = model_name or keras_model.name
@@ -458,14 +528,16 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
     except OSError as e:
         if created:
             shutil.rmtree(export_dir, ignore_errors=True)
-        raise ExportError(f"cannot write into export directory {export_dir}: "
-                          f"{e.strerror or e}") from e
+        raise ExportError(
+            f"cannot write into export directory {export_dir}: {e.strerror or e}"
+        ) from e
     scratch = Path(tempfile.mkdtemp(prefix="reszoo-export-"))
     try:
         names_path = scratch / CLASS_NAMES_FILE
         names_path.write_text("".join(n + "\n" for n in names), encoding="utf-8")
-        module, signatures = _serving_module(keras_model, str(names_path), height, width,
-                                             num_classes)
+        module, signatures = _serving_module(
+            keras_model, str(names_path), height, width, num_classes
+        )
         saved = tmp / "saved"
         tf.saved_model.save(module, str(saved), signatures=signatures)
         extra = saved / "assets.extra"
@@ -484,8 +556,10 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
             "input_size": [height, width],
             "num_classes": num_classes,
             "class_names": names,
-            "signatures": {name: {"inputs": {key: dtype.name}, "outputs": list(OUTPUTS)}
-                           for name, (key, dtype) in SIGNATURES.items()},
+            "signatures": {
+                name: {"inputs": {key: dtype.name}, "outputs": list(OUTPUTS)}
+                for name, (key, dtype) in SIGNATURES.items()
+            },
             "weights_source": weights_source,
             "run_dir": str(run_dir) if run_dir else None,
             "dtype_policy": keras_model.dtype_policy.name,
@@ -493,15 +567,17 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
             "training_summary": summary,
             "versions": package_versions(),
         }
-        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True,
-                                                      default=str) + "\n")
+        (extra / METADATA_FILE).write_text(
+            json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n"
+        )
         while True:
             target = export_dir / str(version)
             if auto_version and target.exists():  # another export took it meanwhile
                 version = max(_existing_versions(export_dir), default=0) + 1
                 metadata["version"] = version
-                (extra / METADATA_FILE).write_text(json.dumps(
-                    metadata, indent=2, sort_keys=True, default=str) + "\n")
+                (extra / METADATA_FILE).write_text(
+                    json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n"
+                )
                 continue
             _move_into_place(saved, target, overwrite)
             return target
@@ -517,8 +593,10 @@ def export(model, export_dir, *, version=None, class_names=None, model_name=None
 def _move_into_place(saved: Path, target: Path, overwrite: bool) -> None:
     if target.exists() or target.is_symlink():
         if not overwrite:
-            raise ExportError(f"version {target.name} already exists in {target.parent}; pass "
-                              "overwrite=True (--overwrite) to replace it, or another version")
+            raise ExportError(
+                f"version {target.name} already exists in {target.parent}; pass "
+                "overwrite=True (--overwrite) to replace it, or another version"
+            )
         trash = saved.parent / "replaced"
         os.rename(target, trash)
         try:
@@ -535,24 +613,38 @@ def _move_into_place(saved: Path, target: Path, overwrite: bool) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 
+
 def main(argv=None) -> int:
     from reszoo.train import _Parser
+
     parser = _Parser(
         prog="python -m reszoo.export",
         description="Export a reszoo model (a reszoo.fit run directory, or a zoo name built "
-                    "untrained) as EXPORT_DIR/<version>/, a SavedModel for TF Serving.")
-    parser.add_argument("source", metavar="MODEL_OR_RUN_DIR",
-                        help="a run directory written by reszoo.fit / reszoo.train, or a zoo name")
+        "untrained) as EXPORT_DIR/<version>/, a SavedModel for TF Serving.",
+    )
+    parser.add_argument(
+        "source",
+        metavar="MODEL_OR_RUN_DIR",
+        help="a run directory written by reszoo.fit / reszoo.train, or a zoo name",
+    )
     parser.add_argument("export_dir", metavar="EXPORT_DIR", help="TF Serving's model_base_path")
     parser.add_argument("--version", type=int, help="version number (default: highest + 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    parser.add_argument("--class-names", metavar="FILE",
-                        help="class names: one per line, or a .json list (default: the run's)")
+    parser.add_argument(
+        "--class-names",
+        metavar="FILE",
+        help="class names: one per line, or a .json list (default: the run's)",
+    )
     args = parser.parse_args(argv)
     try:
         names = read_class_names(args.class_names) if args.class_names else None
-        path = export(args.source, args.export_dir, version=args.version, class_names=names,
-                      overwrite=args.overwrite)
+        path = export(
+            args.source,
+            args.export_dir,
+            version=args.version,
+            class_names=names,
+            overwrite=args.overwrite,
+        )
     except ReszooError as e:
         message = str(e).splitlines()[0] if str(e) else repr(e)
         sys.stderr.write(f"reszoo.export: error: {message}\n")

@@ -33,27 +33,37 @@ import sys
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
-from reszoo import recipes
+from reszoo import recipes, rundir
 from reszoo._callable import make_module_callable
-from reszoo import rundir
 from reszoo.devices import describe_device, is_chief, select_precision, select_strategy  # noqa: F401
-from reszoo.recipes import (RESUMABLE_CHANGES, _jsonable, check_output_dir,  # noqa: F401
-                            config_differences)
-from reszoo.errors import (CheckpointWriteError, ConfigError, DataError,  # noqa: F401
-                           DivergedError, ReszooError, RunFailedError, TrainingError,
-                           WorkerLostError)
+from reszoo.errors import (
+    CheckpointWriteError,
+    ConfigError,
+    DataError,  # noqa: F401
+    DivergedError,
+    ReszooError,
+    TrainingError,
+    WorkerLostError,
+)
+from reszoo.recipes import (
+    check_output_dir,  # noqa: F401
+)
 
 CONFIG_VERSION = recipes.CONFIG_VERSION
 
 
 # What a collective op raises when a peer is gone (TF's coordination service notices a dead or
 # frozen worker within seconds and aborts the pending collectives with one of these).
-_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.AbortedError, tf.errors.CancelledError)
+_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
 
 
 @dataclasses.dataclass
@@ -75,11 +85,13 @@ class FitResult:
 
 # --------------------------------------------------------------------------- schedule
 
+
 class LRSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up, then cosine decay to min_lr, step decay at given steps, or constant."""
 
-    def __init__(self, lr, total_steps, warmup_steps=0, kind="cosine", boundaries=(),
-                 decay=0.1, min_lr=0.0):
+    def __init__(
+        self, lr, total_steps, warmup_steps=0, kind="cosine", boundaries=(), decay=0.1, min_lr=0.0
+    ):
         self.lr = float(lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
@@ -104,29 +116,45 @@ class LRSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return lr
 
     def get_config(self):
-        return dict(lr=self.lr, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                    kind=self.kind, boundaries=self.boundaries, decay=self.decay,
-                    min_lr=self.min_lr)
+        return dict(
+            lr=self.lr,
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            kind=self.kind,
+            boundaries=self.boundaries,
+            decay=self.decay,
+            min_lr=self.min_lr,
+        )
 
 
 def _is_kernel(variable) -> bool:
     name = getattr(variable, "path", None) or variable.name
-    return name.split("/")[-1].split(":")[0] in ("kernel", "depthwise_kernel", "pointwise_kernel",
-                                                  "embeddings")
+    return name.split("/")[-1].split(":")[0] in (
+        "kernel",
+        "depthwise_kernel",
+        "pointwise_kernel",
+        "embeddings",
+    )
 
 
 def make_optimizer(cfg, steps_per_epoch, precision):
     total = cfg["epochs"] * steps_per_epoch
-    schedule = LRSchedule(cfg["lr"], total, warmup_steps=round(cfg["warmup_epochs"] * steps_per_epoch),
-                          kind=cfg["schedule"],
-                          boundaries=[round(e * steps_per_epoch) for e in cfg["lr_steps"]],
-                          decay=cfg["lr_decay"], min_lr=cfg["min_lr"])
+    schedule = LRSchedule(
+        cfg["lr"],
+        total,
+        warmup_steps=round(cfg["warmup_epochs"] * steps_per_epoch),
+        kind=cfg["schedule"],
+        boundaries=[round(e * steps_per_epoch) for e in cfg["lr_steps"]],
+        decay=cfg["lr_decay"],
+        min_lr=cfg["min_lr"],
+    )
     common = {}
     if cfg["ema_decay"] is not None:
         common.update(use_ema=True, ema_momentum=cfg["ema_decay"])
     if cfg["optimizer"] == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg["momentum"],
-                                   nesterov=cfg["nesterov"], **common)
+        opt = keras.optimizers.SGD(
+            learning_rate=schedule, momentum=cfg["momentum"], nesterov=cfg["nesterov"], **common
+        )
     else:
         cls = keras.optimizers.AdamW if cfg["optimizer"] == "adamw" else keras.optimizers.Adam
         kwargs = dict(common)
@@ -141,6 +169,7 @@ def make_optimizer(cfg, steps_per_epoch, precision):
 
 
 # --------------------------------------------------------------------------- checkpoints
+
 
 def make_checkpoint(model, optimizer=None, step=None, epoch=None) -> tf.train.Checkpoint:
     """The checkpoint fit writes: TensorFlow's plain object-graph checkpoint
@@ -165,17 +194,21 @@ def load_checkpoint_weights(model, path) -> int:
         if path is None:
             raise TrainingError("no checkpoint found there")
     try:
-        tf.train.Checkpoint(model=model).read(path).expect_partial() \
-            .assert_existing_objects_matched()
+        tf.train.Checkpoint(model=model).read(
+            path
+        ).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise TrainingError(f"checkpoint {path} does not match the model {model.name!r} (built "
-                            f"with another config?): {str(e).splitlines()[0]}") from e
+        raise TrainingError(
+            f"checkpoint {path} does not match the model {model.name!r} (built "
+            f"with another config?): {str(e).splitlines()[0]}"
+        ) from e
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(step=step).read(path).expect_partial()
     return int(step.numpy())
 
 
 # --------------------------------------------------------------------------- steps
+
 
 def _labels_and_loss(labels, logits, num_classes, label_smoothing):
     """(per-example cross-entropy, per-example correct) from float32 logits."""
@@ -215,8 +248,13 @@ def make_train_function(strategy, model, optimizer, cfg, global_batch, num_class
             loss = data_loss
             extra = [tf.cast(x, tf.float32) for x in model.losses]
             if l2 and decay_vars:
-                extra.append(0.5 * l2 * tf.add_n(
-                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decay_vars]))
+                extra.append(
+                    0.5
+                    * l2
+                    * tf.add_n(
+                        [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decay_vars]
+                    )
+                )
             if extra:
                 loss = loss + tf.nn.scale_regularization_loss(tf.add_n(extra))
             scaled = optimizer.scale_loss(loss)
@@ -273,8 +311,9 @@ def make_sync_function(strategy, model):
 
     def replica_sync():
         ctx = tf.distribute.get_replica_context()
-        means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
-                               [tf.identity(v.value) for v in variables])
+        means = ctx.all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in variables]
+        )
         for v, m in zip(variables, means):
             v.assign(m)
         return tf.constant(0)
@@ -307,8 +346,10 @@ def evaluate(strategy, eval_step, dist_dataset, steps=None) -> dict:
     for i, (images, labels) in enumerate(dist_dataset):
         if steps is not None and i >= steps:
             break
-        l, c, k = eval_step(images, labels)
-        loss, correct, count = loss + float(l), correct + float(c), count + float(k)
+        batch_loss, batch_correct, batch_count = eval_step(images, labels)
+        loss += float(batch_loss)
+        correct += float(batch_correct)
+        count += float(batch_count)
     if count == 0:
         return {}
     return {"val_loss": loss / count, "val_accuracy": correct / count}
@@ -316,18 +357,30 @@ def evaluate(strategy, eval_step, dist_dataset, steps=None) -> dict:
 
 # --------------------------------------------------------------------------- fit
 
+
 def _model_from_name(name, model_config, cfg, input_shape, num_classes):
     import reszoo
-    build = {"name": name, "num_classes": int(num_classes), "input_shape": list(input_shape),
-             "overrides": dict(cfg["overrides"])}
+
+    build = {
+        "name": name,
+        "num_classes": int(num_classes),
+        "input_shape": list(input_shape),
+        "overrides": dict(cfg["overrides"]),
+    }
     try:
-        model = reszoo.build(name, num_classes=build["num_classes"],
-                             input_shape=tuple(build["input_shape"]), **build["overrides"])
+        model = reszoo.build(
+            name,
+            num_classes=build["num_classes"],
+            input_shape=tuple(build["input_shape"]),
+            **build["overrides"],
+        )
     except ReszooError:
         raise
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"cannot build {name} with num_classes={num_classes}, "
-                          f"input_shape={list(input_shape)}, overrides={cfg['overrides']}: {e}")
+        raise ConfigError(
+            f"cannot build {name} with num_classes={num_classes}, "
+            f"input_shape={list(input_shape)}, overrides={cfg['overrides']}: {e}"
+        ) from e
     return model, build
 
 
@@ -336,12 +389,26 @@ def _dataset_batch_size(ds):
     try:
         return spec[0].shape[0]
     except (TypeError, IndexError, AttributeError):
-        raise DataError("train must yield (images, labels) batches")
+        raise DataError("train must yield (images, labels) batches") from None
 
 
-def fit(model, train, validation=None, *, epochs=None, batch_size=None, lr=None,
-        precision="auto", strategy="auto", callbacks=None, output_dir=None, config=None,
-        class_names=None, verbose=1, **options) -> FitResult:
+def fit(
+    model,
+    train,
+    validation=None,
+    *,
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    precision="auto",
+    strategy="auto",
+    callbacks=None,
+    output_dir=None,
+    config=None,
+    class_names=None,
+    verbose=1,
+    **options,
+) -> FitResult:
     """Train ``model`` (a zoo name or a keras.Model) on ``train``.
 
     model: a zoo name ("resnet20"), built inside ``strategy.scope()`` after the precision policy
@@ -375,9 +442,13 @@ def fit(model, train, validation=None, *, epochs=None, batch_size=None, lr=None,
     callbacks = list(callbacks or [])
     strategy_obj = strategy if isinstance(strategy, tf.distribute.Strategy) else None
     opts = dict(options)
-    opts.update(epochs=epochs, batch_size=batch_size, lr=lr,
-                precision=precision if isinstance(precision, str) else None,
-                strategy=None if strategy_obj is not None else strategy)
+    opts.update(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        precision=precision if isinstance(precision, str) else None,
+        strategy=None if strategy_obj is not None else strategy,
+    )
     if not isinstance(precision, str):
         raise ConfigError(f"precision must be a string, got {precision!r}")
 
@@ -388,48 +459,63 @@ def fit(model, train, validation=None, *, epochs=None, batch_size=None, lr=None,
     model_config = None
     if model_obj is None:
         import reszoo
+
         model_config = reszoo.get_config(model)
     elif model_obj.inputs:
         shape = list(model_obj.inputs[0].shape[1:])
         model_config = {"name": model_obj.name, "input_shape": shape}
     dataset_is_name = isinstance(train, str)
     if not dataset_is_name and not isinstance(train, tf.data.Dataset):
-        raise ConfigError("train must be a dataset name or a tf.data.Dataset, got "
-                          f"{type(train).__name__}")
+        raise ConfigError(
+            f"train must be a dataset name or a tf.data.Dataset, got {type(train).__name__}"
+        )
     if not dataset_is_name:
         b = _dataset_batch_size(train)
         if b is not None and batch_size is not None and b != batch_size:
-            raise ConfigError(f"batch_size={batch_size} but the train dataset's batches hold {b} "
-                              "examples (batch_size is the global batch of the dataset)")
+            raise ConfigError(
+                f"batch_size={batch_size} but the train dataset's batches hold {b} "
+                "examples (batch_size is the global batch of the dataset)"
+            )
         if batch_size is None:
             if b is None:
                 b = int(next(iter(train.take(1)))[0].shape[0])
             opts["batch_size"] = int(b)
     model_name = model if model_obj is None else model_obj.name
-    cfg = recipes.prepare(model_name, model_config, train, config=config, options=opts,
-                          output_dir=output_dir)
+    cfg = recipes.prepare(
+        model_name, model_config, train, config=config, options=opts, output_dir=output_dir
+    )
 
     # --- strategy, then precision (before anything is built)
-    strat, strat_name = select_strategy(strategy_obj if strategy_obj is not None
-                                        else cfg["strategy"])
+    strat, strat_name = select_strategy(
+        strategy_obj if strategy_obj is not None else cfg["strategy"]
+    )
     replicas = strat.num_replicas_in_sync
     if cfg["batch_size"] % replicas:
-        raise ConfigError(f"batch_size {cfg['batch_size']} is not divisible by the {replicas} "
-                          f"replicas of the {strat_name} strategy; use a multiple of {replicas}")
+        raise ConfigError(
+            f"batch_size {cfg['batch_size']} is not divisible by the {replicas} "
+            f"replicas of the {strat_name} strategy; use a multiple of {replicas}"
+        )
     if model_obj is not None:
-        if strat_name != "default" and model_obj.weights and not \
-                strat.extended.variable_created_in_scope(model_obj.weights[0]):
-            raise ConfigError(f"the model was not built inside {strat_name} strategy's scope(): "
-                              "pass the model's name, or build it under strategy.scope()")
+        if (
+            strat_name != "default"
+            and model_obj.weights
+            and not strat.extended.variable_created_in_scope(model_obj.weights[0])
+        ):
+            raise ConfigError(
+                f"the model was not built inside {strat_name} strategy's scope(): "
+                "pass the model's name, or build it under strategy.scope()"
+            )
         model_policy = model_obj.dtype_policy.name
         if cfg["precision"] == "auto":
             policy, reason = model_policy, "the model's dtype policy"
         else:
             policy, reason = select_precision(cfg["precision"], strat)
             if policy != model_policy:
-                raise ConfigError(f"precision {policy} differs from the model's dtype policy "
-                                  f"{model_policy}; build the model under the policy, or pass "
-                                  "its name")
+                raise ConfigError(
+                    f"precision {policy} differs from the model's dtype policy "
+                    f"{model_policy}; build the model under the policy, or pass "
+                    "its name"
+                )
     else:
         policy, reason = select_precision(cfg["precision"], strat)
     cfg["precision"] = policy
@@ -438,33 +524,70 @@ def fit(model, train, validation=None, *, epochs=None, batch_size=None, lr=None,
     cfg["num_replicas"] = replicas
     chief = is_chief(strat)
     if verbose and chief:
-        print(f"reszoo.fit: precision {policy} ({reason}); strategy {strat_name} with "
-              f"{replicas} replica(s); global batch {cfg['batch_size']}, lr {cfg['lr']:g}",
-              flush=True)
+        print(
+            f"reszoo.fit: precision {policy} ({reason}); strategy {strat_name} with "
+            f"{replicas} replica(s); global batch {cfg['batch_size']}, lr {cfg['lr']:g}",
+            flush=True,
+        )
 
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        return _run(model_obj, model_name, model_config, train, validation, cfg, strat, chief,
-                    callbacks, output_dir, class_names, verbose, t_start)
+        return _run(
+            model_obj,
+            model_name,
+            model_config,
+            train,
+            validation,
+            cfg,
+            strat,
+            chief,
+            callbacks,
+            output_dir,
+            class_names,
+            verbose,
+            t_start,
+        )
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chief, callbacks,
-         output_dir, class_names, verbose, t_start):
+def _run(
+    model_obj,
+    model_name,
+    model_config,
+    train,
+    validation,
+    cfg,
+    strat,
+    chief,
+    callbacks,
+    output_dir,
+    class_names,
+    verbose,
+    t_start,
+):
     global_batch = cfg["batch_size"]
     # --- data
     if isinstance(train, str):
         from reszoo import data as rdata
+
         image_size = cfg["image_size"] or (model_config.get("input_shape") or [None, None])[:2]
         if image_size[0] is None:
             image_size = None
         train_ds, val_ds, info = rdata.load(
-            train, batch_size=global_batch, image_size=tuple(image_size) if image_size else None,
-            augment=cfg["augment"], data_dir=cfg["data_dir"],
-            validation_split=cfg["validation_split"], seed=cfg["seed"], cache=cfg["cache"],
-            num_classes=cfg["num_classes"], examples=cfg["examples"], drop_remainder=True)
+            train,
+            batch_size=global_batch,
+            image_size=tuple(image_size) if image_size else None,
+            augment=cfg["augment"],
+            data_dir=cfg["data_dir"],
+            validation_split=cfg["validation_split"],
+            seed=cfg["seed"],
+            cache=cfg["cache"],
+            num_classes=cfg["num_classes"],
+            examples=cfg["examples"],
+            drop_remainder=True,
+        )
         if validation is not None:
             val_ds = validation
         num_classes = int(info.num_classes)
@@ -484,8 +607,9 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
             num_classes = int(model_obj.outputs[0].shape[-1])
         else:
             num_classes = int(model_config.get("num_classes") or 10)
-        names = [str(c) for c in class_names] if class_names else [str(i) for i in
-                                                                     range(num_classes)]
+        names = (
+            [str(c) for c in class_names] if class_names else [str(i) for i in range(num_classes)]
+        )
         card = int(train_ds.cardinality())
         spe = cfg["steps_per_epoch"] or (card if card > 0 else None)
         if spe is None:
@@ -500,14 +624,14 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
     keras.utils.set_random_seed(cfg["seed"])
     with strat.scope():
         if model_obj is None:
-            model, build = _model_from_name(model_name, model_config, cfg, input_shape,
-                                            num_classes)
+            model, build = _model_from_name(model_name, model_config, cfg, input_shape, num_classes)
         else:
             model, build = model_obj, None
             out = int(model.outputs[0].shape[-1])
             if out != num_classes:
-                raise ConfigError(f"the model has {out} outputs but the data has "
-                                  f"{num_classes} classes")
+                raise ConfigError(
+                    f"the model has {out} outputs but the data has {num_classes} classes"
+                )
         cfg["build"] = build
         optimizer, schedule = make_optimizer(cfg, spe, cfg["precision"])
         # Built before any restore: a resumed run's slot variables (momentum, ...) then exist
@@ -527,26 +651,68 @@ def _run(model_obj, model_name, model_config, train, validation, cfg, strat, chi
             try:
                 os.makedirs(output_dir, exist_ok=True)
             except OSError as e:
-                raise TrainingError(f"cannot create output directory {output_dir}: "
-                                    f"{e.strerror or e}; choose another --output") from e
+                raise TrainingError(
+                    f"cannot create output directory {output_dir}: "
+                    f"{e.strerror or e}; choose another --output"
+                ) from e
             # also on resume: epochs may have grown, and config.json stays the truth
             rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
         else:
             worker_tmp = write_dir = tempfile.mkdtemp(prefix="reszoo-worker-")
-        manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
-                                             max_to_keep=cfg["keep_checkpoints"],
-                                             checkpoint_name="ckpt")
+        manager = tf.train.CheckpointManager(
+            checkpoint,
+            os.path.join(write_dir, "checkpoints"),
+            max_to_keep=cfg["keep_checkpoints"],
+            checkpoint_name="ckpt",
+        )
     try:
-        return _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, cfg,
-                     strat, chief, train_ds, val_ds, spe, num_classes, callbacks, output_dir,
-                     write_dir, verbose, t_start)
+        return _loop(
+            model,
+            optimizer,
+            schedule,
+            checkpoint,
+            manager,
+            step_var,
+            epoch_var,
+            cfg,
+            strat,
+            chief,
+            train_ds,
+            val_ds,
+            spe,
+            num_classes,
+            callbacks,
+            output_dir,
+            write_dir,
+            verbose,
+            t_start,
+        )
     finally:
         if worker_tmp:
             shutil.rmtree(worker_tmp, ignore_errors=True)
 
 
-def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, cfg, strat, chief,
-          train_ds, val_ds, spe, num_classes, callbacks, output_dir, write_dir, verbose, t_start):
+def _loop(
+    model,
+    optimizer,
+    schedule,
+    checkpoint,
+    manager,
+    step_var,
+    epoch_var,
+    cfg,
+    strat,
+    chief,
+    train_ds,
+    val_ds,
+    spe,
+    num_classes,
+    callbacks,
+    output_dir,
+    write_dir,
+    verbose,
+    t_start,
+):
     epochs = cfg["epochs"]
     total_steps = spe * epochs
     global_batch = cfg["batch_size"]
@@ -557,14 +723,21 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             try:  # model, built optimizer (slots included), step and epoch, all restored now
                 checkpoint.restore(latest).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise TrainingError(f"cannot resume from {latest}: it does not match this run's "
-                                    f"model and optimizer: {str(e).splitlines()[0]}") from e
+                raise TrainingError(
+                    f"cannot resume from {latest}: it does not match this run's "
+                    f"model and optimizer: {str(e).splitlines()[0]}"
+                ) from e
             start_step = int(step_var.numpy())
             if verbose and chief:
-                where = ("the run is already complete" if start_step >= total_steps else
-                         f"epoch {start_step // spe + 1} step {start_step % spe}")
-                print(f"reszoo.fit: resuming from {latest} (global step {start_step}: {where})",
-                      flush=True)
+                where = (
+                    "the run is already complete"
+                    if start_step >= total_steps
+                    else f"epoch {start_step // spe + 1} step {start_step % spe}"
+                )
+                print(
+                    f"reszoo.fit: resuming from {latest} (global step {start_step}: {where})",
+                    flush=True,
+                )
 
     dist_train = strat.experimental_distribute_dataset(train_ds.repeat())
     iterator = iter(dist_train)
@@ -577,13 +750,21 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
     rows = rundir.read_history(history_path, start_step // spe) if (history_path and chief) else []
     tb = {}
     if output_dir is not None and chief:
-        tb = {k: tf.summary.create_file_writer(os.path.join(output_dir, "tensorboard", k))
-              for k in ("train", "validation")}
+        tb = {
+            k: tf.summary.create_file_writer(os.path.join(output_dir, "tensorboard", k))
+            for k in ("train", "validation")
+        }
     plot_note = None
 
-    cb = keras.callbacks.CallbackList(callbacks, add_history=False, add_progbar=False,
-                                      model=model, epochs=epochs, steps=spe,
-                                      verbose=verbose)
+    cb = keras.callbacks.CallbackList(
+        callbacks,
+        add_history=False,
+        add_progbar=False,
+        model=model,
+        epochs=epochs,
+        steps=spe,
+        verbose=verbose,
+    )
     model.stop_training = False
     cb.on_train_begin()
     step = start_step
@@ -603,8 +784,9 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         try:
             manager.save(checkpoint_number=step_now)
         except (OSError, tf.errors.OpError) as e:
-            raise CheckpointWriteError(rundir.checkpoint_failure(manager.directory, step_now, e)) \
-                from e
+            raise CheckpointWriteError(
+                rundir.checkpoint_failure(manager.directory, step_now, e)
+            ) from e
 
     try:
         for epoch in range(step // spe, epochs):
@@ -614,11 +796,17 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             in_epoch = step - epoch * spe
             bar = None
             if verbose and chief:
-                print(f"Epoch {epoch + 1}/{epochs}" + (f" (resuming at step {in_epoch})"
-                                                       if in_epoch else ""), flush=True)
+                print(
+                    f"Epoch {epoch + 1}/{epochs}"
+                    + (f" (resuming at step {in_epoch})" if in_epoch else ""),
+                    flush=True,
+                )
                 interactive = verbose == 1 and sys.stdout.isatty()
-                bar = keras.utils.Progbar(spe, verbose=1 if interactive else 2,
-                                          stateful_metrics=["loss", "accuracy", "img/s"])
+                bar = keras.utils.Progbar(
+                    spe,
+                    verbose=1 if interactive else 2,
+                    stateful_metrics=["loss", "accuracy", "img/s"],
+                )
             loss_sum = correct = count = 0.0
             n_done = 0
             t0 = time.time()
@@ -637,7 +825,8 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                         f"{step + int(bad[0]) + 1} "
                         f"(epoch {epoch + 1}); stopped without saving"
                         + (f"; the last good checkpoint is {last}" if last else "")
-                        + "; lower the learning rate or enable grad_clip_norm")
+                        + "; lower the learning rate or enable grad_clip_norm"
+                    )
                 step += n
                 in_epoch += n
                 n_done += n
@@ -646,9 +835,14 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                 count += float(k)
                 elapsed = time.time() - t0
                 if bar is not None:
-                    bar.update(in_epoch, [("loss", loss_sum / n_done),
-                                          ("accuracy", correct / max(count, 1.0)),
-                                          ("img/s", n_done * global_batch / max(elapsed, 1e-9))])
+                    bar.update(
+                        in_epoch,
+                        [
+                            ("loss", loss_sum / n_done),
+                            ("accuracy", correct / max(count, 1.0)),
+                            ("img/s", n_done * global_batch / max(elapsed, 1e-9)),
+                        ],
+                    )
                 cb.on_train_batch_end(in_epoch - 1, {"loss": float(losses[-1])})
                 if ckpt_every and step % ckpt_every == 0 and in_epoch < spe:
                     save(step, epoch)
@@ -664,8 +858,9 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
             ips = n_done * global_batch / max(epoch_time, 1e-9)
             save(step, epoch + 1)
             if verbose and chief:
-                extra = "  ".join(f"{k} {logs[k]:.4f}" for k in ("val_loss", "val_accuracy")
-                                  if k in logs)
+                extra = "  ".join(
+                    f"{k} {logs[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in logs
+                )
                 print(f"  {ips:.0f} img/s  lr {logs['lr']:.4g}  {extra}", flush=True)
             row = {"epoch": epoch + 1, **logs, "images_per_sec": ips, "epoch_time": epoch_time}
             rows.append(row)
@@ -673,7 +868,9 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                 rundir.write_history(history_path, rows)
                 for key in ("loss", "accuracy"):
                     rundir.summary_scalar(tb.get("train"), key, logs.get(key), epoch + 1)
-                    rundir.summary_scalar(tb.get("validation"), key, logs.get(f"val_{key}"), epoch + 1)
+                    rundir.summary_scalar(
+                        tb.get("validation"), key, logs.get(f"val_{key}"), epoch + 1
+                    )
                 rundir.summary_scalar(tb.get("train"), "learning_rate", logs["lr"], epoch + 1)
                 rundir.summary_scalar(tb.get("train"), "images_per_sec", ips, epoch + 1)
                 for w in tb.values():
@@ -697,13 +894,17 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         status = "failed"
         if not isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
             raise
-        last = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints")) \
-            if output_dir else None
+        last = (
+            tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
+            if output_dir
+            else None
+        )
         raise WorkerLostError(
             f"another worker of the {cfg['num_replicas']}-replica multi-worker run died or "
             f"stopped answering near global step {step} ({type(e).__name__}: "
             f"{rundir.first_line(e)}); restart every worker with the same command to resume from "
-            + (last or "the start (no checkpoint yet)")) from e
+            + (last or "the start (no checkpoint yet)")
+        ) from e
     except BaseException:
         if status == "completed":
             status = "failed"
@@ -712,20 +913,27 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         wall = time.time() - t_start
         history = {k: [r.get(k) for r in rows] for k in rundir.HISTORY_FIELDS}
         if not logs and rows:
-            logs = {k: rows[-1].get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy",
-                                                 "lr")}
+            logs = {
+                k: rows[-1].get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+            }
         summary = {
             "status": status,
-            "model": cfg["model"], "dataset": cfg["dataset"],
+            "model": cfg["model"],
+            "dataset": cfg["dataset"],
             "config": cfg,
             "versions": rundir.package_versions(),
             "device": describe_device(),
-            "precision": cfg["precision"], "precision_reason": cfg["precision_reason"],
-            "strategy": cfg["strategy_name"], "num_replicas": cfg["num_replicas"],
+            "precision": cfg["precision"],
+            "precision_reason": cfg["precision_reason"],
+            "strategy": cfg["strategy_name"],
+            "num_replicas": cfg["num_replicas"],
             "final_metrics": {k: v for k, v in logs.items() if v is not None},
-            "best_val_accuracy": max((r["val_accuracy"] for r in rows
-                                      if r.get("val_accuracy") is not None), default=None),
-            "epochs_completed": step // spe, "global_step": step, "total_steps": total_steps,
+            "best_val_accuracy": max(
+                (r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None), default=None
+            ),
+            "epochs_completed": step // spe,
+            "global_step": step,
+            "total_steps": total_steps,
             "resumed_from_step": start_step if start_step else None,
             "images_per_sec": train_images / train_time if train_time else None,
             "train_time_sec": train_time,
@@ -735,8 +943,9 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
         if chief and output_dir is not None:
             try:
                 if rows and status != "diverged":
-                    plot_note = rundir.plot_history(rows, os.path.join(output_dir,
-                                                                "learning_curves.png"))
+                    plot_note = rundir.plot_history(
+                        rows, os.path.join(output_dir, "learning_curves.png")
+                    )
                     if plot_note:
                         summary["plot"] = plot_note
                         if verbose:
@@ -746,16 +955,24 @@ def _loop(model, optimizer, schedule, checkpoint, manager, step_var, epoch_var, 
                 if status == "completed":
                     raise CheckpointWriteError(f"cannot write {output_dir}: {e}") from e
                 # already failing: keep the original error, not this one
-                print(f"reszoo.fit: could not write summary.json ({e})", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"reszoo.fit: could not write summary.json ({e})", file=sys.stderr, flush=True
+                )
             for w in tb.values():
                 w.close()
     if verbose and chief:
         final = "  ".join(f"{k} {v:.4f}" for k, v in summary["final_metrics"].items())
-        print(f"reszoo.fit: {status} at step {step}/{total_steps} in {wall:.1f}s; {final}",
-              flush=True)
-    return FitResult(model=model, history=history, summary=summary, config=cfg,
-                     output_dir=output_dir, is_chief=chief)
+        print(
+            f"reszoo.fit: {status} at step {step}/{total_steps} in {wall:.1f}s; {final}", flush=True
+        )
+    return FitResult(
+        model=model,
+        history=history,
+        summary=summary,
+        config=cfg,
+        output_dir=output_dir,
+        is_chief=chief,
+    )
 
 
 # ``reszoo.fit(...)`` keeps working once this submodule shadows the lazy function (_callable.py).

@@ -20,15 +20,23 @@ from reszoo.batchnorm import FusedBatchNormalization
 PACKAGE = "reszoo"
 
 # He et al. initialisation as torchvision does it (fan_out, normal): the recipes assume it.
-CONV_INITIALIZER = {"class_name": "VarianceScaling",
-                    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"}}
+CONV_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"},
+}
 
 _PIXEL_MODES = {
     # mode: (channel order, scale per channel, offset per channel); out = x[order] * scale + offset
-    "torch": ((0, 1, 2), [1 / (255 * s) for s in (0.229, 0.224, 0.225)],
-              [-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]),
-    "cifar": ((0, 1, 2), [1 / (255 * s) for s in (0.2470, 0.2435, 0.2616)],
-              [-m / s for m, s in zip((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))]),
+    "torch": (
+        (0, 1, 2),
+        [1 / (255 * s) for s in (0.229, 0.224, 0.225)],
+        [-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
+    ),
+    "cifar": (
+        (0, 1, 2),
+        [1 / (255 * s) for s in (0.2470, 0.2435, 0.2616)],
+        [-m / s for m, s in zip((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))],
+    ),
     # keras.applications "caffe": RGB -> BGR, then subtract the ImageNet mean (BGR order).
     "caffe": ((2, 1, 0), [1.0, 1.0, 1.0], [-103.939, -116.779, -123.68]),
     "tf": ((0, 1, 2), [1 / 127.5] * 3, [-1.0] * 3),
@@ -57,8 +65,13 @@ class PixelNormalization(keras.layers.Layer):
 
     def __init__(self, mode: str = "torch", **kwargs):
         super().__init__(**kwargs)
-        _check(mode in _PIXEL_MODES, "PixelNormalization", "mode",
-               mode, f"must be one of {sorted(_PIXEL_MODES)}")
+        _check(
+            mode in _PIXEL_MODES,
+            "PixelNormalization",
+            "mode",
+            mode,
+            f"must be one of {sorted(_PIXEL_MODES)}",
+        )
         self.mode = mode
         order, scale, offset = _PIXEL_MODES[mode]
         self._order = list(order)
@@ -70,7 +83,8 @@ class PixelNormalization(keras.layers.Layer):
         if self._order != [0, 1, 2]:
             x = ops.take(x, self._order, axis=-1)
         x = x * ops.convert_to_tensor(self._scale, "float32") + ops.convert_to_tensor(
-            self._offset, "float32")
+            self._offset, "float32"
+        )
         return ops.cast(x, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -124,8 +138,16 @@ def _norm(epsilon: float, momentum: float, name: str, dtype) -> keras.layers.Bat
 
 
 def _conv(filters, kernel_size, strides, *, groups=1, use_bias=False, name, dtype) -> PaddedConv2D:
-    return PaddedConv2D(filters, kernel_size, strides=strides, groups=groups, use_bias=use_bias,
-                        kernel_initializer=CONV_INITIALIZER, name=name, dtype=dtype)
+    return PaddedConv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        groups=groups,
+        use_bias=use_bias,
+        kernel_initializer=CONV_INITIALIZER,
+        name=name,
+        dtype=dtype,
+    )
 
 
 def _set_numbered(layer: keras.layers.Layer, convs: list, norms: list) -> None:
@@ -183,12 +205,24 @@ class Stem(_NumberedConvs, keras.layers.Layer):
     left un-normalized: the first block's pre-activation normalizes it.
     """
 
-    def __init__(self, kind: str = "imagenet", width: int = 64, use_bias: bool = False,
-                 normalize: bool = True, bn_epsilon: float = 1e-5, bn_momentum: float = 0.9,
-                 **kwargs):
+    def __init__(
+        self,
+        kind: str = "imagenet",
+        width: int = 64,
+        use_bias: bool = False,
+        normalize: bool = True,
+        bn_epsilon: float = 1e-5,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        _check(kind in ("imagenet", "deep", "cifar"), "Stem", "kind", kind,
-               "must be 'imagenet', 'deep' or 'cifar'")
+        _check(
+            kind in ("imagenet", "deep", "cifar"),
+            "Stem",
+            "kind",
+            kind,
+            "must be 'imagenet', 'deep' or 'cifar'",
+        )
         _check(isinstance(width, int) and width >= 2, "Stem", "width", width, "must be an int >= 2")
         self.kind = kind
         self.width = width
@@ -196,23 +230,36 @@ class Stem(_NumberedConvs, keras.layers.Layer):
         self.normalize = normalize
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
-        shapes = {"imagenet": [(width, 7, 2)], "cifar": [(width, 3, 1)],
-                  "deep": [(width // 2, 3, 2), (width // 2, 3, 1), (width, 3, 1)]}[kind]
-        convs = [_conv(f, k, s, use_bias=use_bias, name=f"conv{i + 1}", dtype=self.dtype_policy)
-                 for i, (f, k, s) in enumerate(shapes)]
+        shapes = {
+            "imagenet": [(width, 7, 2)],
+            "cifar": [(width, 3, 1)],
+            "deep": [(width // 2, 3, 2), (width // 2, 3, 1), (width, 3, 1)],
+        }[kind]
+        convs = [
+            _conv(f, k, s, use_bias=use_bias, name=f"conv{i + 1}", dtype=self.dtype_policy)
+            for i, (f, k, s) in enumerate(shapes)
+        ]
         # Inner convs of the deep stem are always normalized; only the last one may be left bare.
-        norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
-                 if normalize or i < len(shapes) - 1 else None for i in range(len(shapes))]
+        norms = [
+            _norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
+            if normalize or i < len(shapes) - 1
+            else None
+            for i in range(len(shapes))
+        ]
         _set_numbered(self, convs, norms)
-        self.pool = (keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="pool",
-                                               dtype=self.dtype_policy)
-                     if kind != "cifar" else None)
+        self.pool = (
+            keras.layers.MaxPooling2D(
+                3, strides=2, padding="valid", name="pool", dtype=self.dtype_policy
+            )
+            if kind != "cifar"
+            else None
+        )
 
     def build(self, input_shape):
         self._build_convs(input_shape)
 
     def call(self, x, training=None):
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+        for conv, norm in zip(self.convs, self.norms):
             x = conv(x)
             if norm is not None:
                 x = ops.relu(norm(x, training=training))
@@ -233,9 +280,15 @@ class Stem(_NumberedConvs, keras.layers.Layer):
         return self._convs_macs(input_shape)[0]
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "width": self.width,
-                "use_bias": self.use_bias, "normalize": self.normalize,
-                "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "width": self.width,
+            "use_bias": self.use_bias,
+            "normalize": self.normalize,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -248,15 +301,33 @@ class Shortcut(keras.layers.Layer):
     kind="D": 2x2 average pool, then 1x1 conv (+ BN) projection (He et al. 2019, ResNet-D).
     """
 
-    def __init__(self, kind: str, filters: int, strides: int = 1, normalize: bool = True,
-                 use_bias: bool = False, bn_epsilon: float = 1e-5, bn_momentum: float = 0.9,
-                 **kwargs):
+    def __init__(
+        self,
+        kind: str,
+        filters: int,
+        strides: int = 1,
+        normalize: bool = True,
+        use_bias: bool = False,
+        bn_epsilon: float = 1e-5,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _check(kind in ("A", "B", "D"), "Shortcut", "kind", kind, "must be 'A', 'B' or 'D'")
-        _check(isinstance(filters, int) and filters >= 1, "Shortcut", "filters", filters,
-               "must be an int >= 1")
-        _check(isinstance(strides, int) and strides >= 1, "Shortcut", "strides", strides,
-               "must be an int >= 1")
+        _check(
+            isinstance(filters, int) and filters >= 1,
+            "Shortcut",
+            "filters",
+            filters,
+            "must be an int >= 1",
+        )
+        _check(
+            isinstance(strides, int) and strides >= 1,
+            "Shortcut",
+            "strides",
+            strides,
+            "must be an int >= 1",
+        )
         self.kind = kind
         self.filters = filters
         self.strides = strides
@@ -264,20 +335,35 @@ class Shortcut(keras.layers.Layer):
         self.use_bias = use_bias
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
-        self.pool = (keras.layers.AveragePooling2D(strides, strides=strides, padding="same",
-                                                   name="pool", dtype=self.dtype_policy)
-                     if kind == "D" and strides > 1 else None)
+        self.pool = (
+            keras.layers.AveragePooling2D(
+                strides, strides=strides, padding="same", name="pool", dtype=self.dtype_policy
+            )
+            if kind == "D" and strides > 1
+            else None
+        )
         conv_strides = strides if kind == "B" else 1
-        self.conv = (_conv(filters, 1, conv_strides, use_bias=use_bias, name="conv",
-                           dtype=self.dtype_policy) if kind != "A" else None)
-        self.norm = (_norm(bn_epsilon, bn_momentum, "bn", self.dtype_policy)
-                     if kind != "A" and normalize else None)
+        self.conv = (
+            _conv(filters, 1, conv_strides, use_bias=use_bias, name="conv", dtype=self.dtype_policy)
+            if kind != "A"
+            else None
+        )
+        self.norm = (
+            _norm(bn_epsilon, bn_momentum, "bn", self.dtype_policy)
+            if kind != "A" and normalize
+            else None
+        )
 
     def build(self, input_shape):
         if self.conv is None:
-            _check(input_shape[-1] <= self.filters, "Shortcut", "filters", self.filters,
-                   f"must be at least the input's {input_shape[-1]} channels for kind 'A', "
-                   "which only adds zero channels; use kind 'B' to reduce the width")
+            _check(
+                input_shape[-1] <= self.filters,
+                "Shortcut",
+                "filters",
+                self.filters,
+                f"must be at least the input's {input_shape[-1]} channels for kind 'A', "
+                "which only adds zero channels; use kind 'B' to reduce the width",
+            )
             return
         shape = input_shape
         if self.pool is not None:
@@ -311,13 +397,22 @@ class Shortcut(keras.layers.Layer):
     def macs(self, input_shape) -> int:
         if self.conv is None:
             return 0
-        shape = self.pool.compute_output_shape(input_shape) if self.pool is not None else input_shape
+        shape = (
+            self.pool.compute_output_shape(input_shape) if self.pool is not None else input_shape
+        )
         return _conv_macs(self.conv, shape)[0]
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "filters": self.filters,
-                "strides": self.strides, "normalize": self.normalize, "use_bias": self.use_bias,
-                "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "filters": self.filters,
+            "strides": self.strides,
+            "normalize": self.normalize,
+            "use_bias": self.use_bias,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+        }
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -399,20 +494,45 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
 
     expansion = 1
 
-    def __init__(self, filters: int, strides: int = 1, *, preact: bool = False,
-                 shortcut: str = "B", stride_on: str = "3x3", conv_bias: bool = False,
-                 groups: int = 1, base_width: int = 64, se_ratio: float = 0.0,
-                 dropout: float = 0.0, drop_path: float = 0.0, bn_epsilon: float = 1e-5,
-                 bn_momentum: float = 0.9, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        strides: int = 1,
+        *,
+        preact: bool = False,
+        shortcut: str = "B",
+        stride_on: str = "3x3",
+        conv_bias: bool = False,
+        groups: int = 1,
+        base_width: int = 64,
+        se_ratio: float = 0.0,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
+        bn_epsilon: float = 1e-5,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         kind = type(self).__name__
-        _check(isinstance(filters, int) and filters >= 1, kind, "filters", filters,
-               "must be an int >= 1")
-        _check(isinstance(strides, int) and strides >= 1, kind, "strides", strides,
-               "must be an int >= 1")
+        _check(
+            isinstance(filters, int) and filters >= 1,
+            kind,
+            "filters",
+            filters,
+            "must be an int >= 1",
+        )
+        _check(
+            isinstance(strides, int) and strides >= 1,
+            kind,
+            "strides",
+            strides,
+            "must be an int >= 1",
+        )
         _check(shortcut in ("A", "B", "D"), kind, "shortcut", shortcut, "must be 'A', 'B' or 'D'")
         _check(stride_on in ("1x1", "3x3"), kind, "stride_on", stride_on, "must be '1x1' or '3x3'")
-        _check(isinstance(groups, int) and groups >= 1, kind, "groups", groups, "must be an int >= 1")
+        _check(
+            isinstance(groups, int) and groups >= 1, kind, "groups", groups, "must be an int >= 1"
+        )
         _check(0 <= se_ratio < 1, kind, "se_ratio", se_ratio, "must be in [0, 1)")
         _check(0 <= dropout < 1, kind, "dropout", dropout, "must be in [0, 1)")
         _check(0 <= drop_path < 1, kind, "drop_path", drop_path, "must be in [0, 1)")
@@ -433,26 +553,46 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
 
         spec = self.branch_spec()
         for conv_filters, _, _, conv_groups in spec:
-            _check(conv_filters % conv_groups == 0, kind, "groups", groups,
-                   f"must divide the block's inner width {conv_filters}")
+            _check(
+                conv_filters % conv_groups == 0,
+                kind,
+                "groups",
+                groups,
+                f"must divide the block's inner width {conv_filters}",
+            )
         last = len(spec) - 1
         normalized = [not preact or i < last for i in range(len(spec))]
         convs = [
-            _conv(f, k, s, groups=g, use_bias=conv_bias and (not preact or not normalized[i]),
-                  name=f"conv{i + 1}", dtype=self.dtype_policy)
+            _conv(
+                f,
+                k,
+                s,
+                groups=g,
+                use_bias=conv_bias and (not preact or not normalized[i]),
+                name=f"conv{i + 1}",
+                dtype=self.dtype_policy,
+            )
             for i, (f, k, s, g) in enumerate(spec)
         ]
-        norms = [_norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
-                 if normalized[i] else None for i in range(len(spec))]
+        norms = [
+            _norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
+            if normalized[i]
+            else None
+            for i in range(len(spec))
+        ]
         _set_numbered(self, convs, norms)
-        self.preact_norm = (_norm(bn_epsilon, bn_momentum, "preact_bn", self.dtype_policy)
-                            if preact else None)
-        self.dropout_layer = (keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
-                              if dropout else None)
-        self.se = (SqueezeExcite(se_ratio, name="se", dtype=self.dtype_policy)
-                   if se_ratio else None)
-        self.drop_path_layer = (DropPath(drop_path, name="drop_path", dtype=self.dtype_policy)
-                                if drop_path else None)
+        self.preact_norm = (
+            _norm(bn_epsilon, bn_momentum, "preact_bn", self.dtype_policy) if preact else None
+        )
+        self.dropout_layer = (
+            keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
+            if dropout
+            else None
+        )
+        self.se = SqueezeExcite(se_ratio, name="se", dtype=self.dtype_policy) if se_ratio else None
+        self.drop_path_layer = (
+            DropPath(drop_path, name="drop_path", dtype=self.dtype_policy) if drop_path else None
+        )
         self.shortcut_layer = None  # needs the input width: created in build()
 
     def branch_spec(self) -> list[tuple[int, int, int, int]]:
@@ -464,9 +604,17 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
         if not widens and self.strides == 1:
             return None
         kind = "A" if self.shortcut == "A" or (self.preact and not widens) else self.shortcut
-        return Shortcut(kind, self.out_channels, self.strides, normalize=not self.preact,
-                        use_bias=self.conv_bias, bn_epsilon=self.bn_epsilon,
-                        bn_momentum=self.bn_momentum, name="shortcut", dtype=self.dtype_policy)
+        return Shortcut(
+            kind,
+            self.out_channels,
+            self.strides,
+            normalize=not self.preact,
+            use_bias=self.conv_bias,
+            bn_epsilon=self.bn_epsilon,
+            bn_momentum=self.bn_momentum,
+            name="shortcut",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.shortcut_layer = self._make_shortcut(input_shape[-1])
@@ -515,11 +663,22 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
         return total
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides,
-                "preact": self.preact, "shortcut": self.shortcut, "stride_on": self.stride_on,
-                "conv_bias": self.conv_bias, "groups": self.groups, "base_width": self.base_width,
-                "se_ratio": self.se_ratio, "dropout": self.dropout, "drop_path": self.drop_path,
-                "bn_epsilon": self.bn_epsilon, "bn_momentum": self.bn_momentum}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "strides": self.strides,
+            "preact": self.preact,
+            "shortcut": self.shortcut,
+            "stride_on": self.stride_on,
+            "conv_bias": self.conv_bias,
+            "groups": self.groups,
+            "base_width": self.base_width,
+            "se_ratio": self.se_ratio,
+            "dropout": self.dropout,
+            "drop_path": self.drop_path,
+            "bn_epsilon": self.bn_epsilon,
+            "bn_momentum": self.bn_momentum,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -546,8 +705,11 @@ class BottleneckBlock(ResidualBlock):
         inner = int(self.filters * self.base_width / 64) * self.groups
         first_stride = self.strides if self.stride_on == "1x1" else 1
         middle_stride = self.strides if self.stride_on == "3x3" else 1
-        return [(inner, 1, first_stride, 1), (inner, 3, middle_stride, self.groups),
-                (self.filters * self.expansion, 1, 1, 1)]
+        return [
+            (inner, 1, first_stride, 1),
+            (inner, 3, middle_stride, self.groups),
+            (self.filters * self.expansion, 1, 1, 1),
+        ]
 
 
 BUILTIN_BLOCKS = {"basic": BasicBlock, "bottleneck": BottleneckBlock}

@@ -23,44 +23,66 @@ def block_plan(config: ModelConfig) -> list[dict]:
     """Filters, strides and stochastic-depth rate of every block, in order."""
     total_blocks = sum(config.depths)
     plan, index = [], 0
-    for stage, (depth, width, stride) in enumerate(zip(config.depths, config.widths,
-                                                       config.strides)):
+    for stage, (depth, width, stride) in enumerate(
+        zip(config.depths, config.widths, config.strides)
+    ):
         for position in range(depth):
             at = 0 if config.downsample_at == "first" else depth - 1
-            plan.append({
-                "name": f"stage{stage + 1}_block{position + 1}",
-                "filters": width,
-                "strides": stride if position == at else 1,
-                "drop_path": config.stochastic_depth * index / max(total_blocks - 1, 1),
-            })
+            plan.append(
+                {
+                    "name": f"stage{stage + 1}_block{position + 1}",
+                    "filters": width,
+                    "strides": stride if position == at else 1,
+                    "drop_path": config.stochastic_depth * index / max(total_blocks - 1, 1),
+                }
+            )
             index += 1
     return plan
 
 
-def build_model(config: ModelConfig, block_class: type, *, include_top: bool = True,
-                pooling: str | None = None) -> keras.Model:
+def build_model(
+    config: ModelConfig, block_class: type, *, include_top: bool = True, pooling: str | None = None
+) -> keras.Model:
     """Build the network `config` describes, with `block_class` as its residual block."""
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling must be one of None, 'avg', 'max'; got {pooling!r}")
     if not isinstance(include_top, bool):
         raise ConfigError(f"include_top must be True or False; got {include_top!r}")
     block_options = dict(
-        preact=config.preact, shortcut=config.shortcut, stride_on=config.stride_on,
-        conv_bias=config.conv_bias, groups=config.groups, base_width=config.base_width,
-        se_ratio=config.se_ratio, dropout=config.dropout, bn_epsilon=config.bn_epsilon,
+        preact=config.preact,
+        shortcut=config.shortcut,
+        stride_on=config.stride_on,
+        conv_bias=config.conv_bias,
+        groups=config.groups,
+        base_width=config.base_width,
+        se_ratio=config.se_ratio,
+        dropout=config.dropout,
+        bn_epsilon=config.bn_epsilon,
         bn_momentum=config.bn_momentum,
     )
     inputs = keras.Input(shape=tuple(config.input_shape), name="images")
     x = L.PixelNormalization(config.preprocessing, name="preprocess")(inputs)
-    x = L.Stem(config.stem, config.stem_width, use_bias=config.stem_bias,
-               normalize=not config.preact, bn_epsilon=config.bn_epsilon,
-               bn_momentum=config.bn_momentum, name="stem")(x)
+    x = L.Stem(
+        config.stem,
+        config.stem_width,
+        use_bias=config.stem_bias,
+        normalize=not config.preact,
+        bn_epsilon=config.bn_epsilon,
+        bn_momentum=config.bn_momentum,
+        name="stem",
+    )(x)
     for block in block_plan(config):
-        x = block_class(block["filters"], block["strides"], drop_path=block["drop_path"],
-                        name=block["name"], **block_options)(x)
+        x = block_class(
+            block["filters"],
+            block["strides"],
+            drop_path=block["drop_path"],
+            name=block["name"],
+            **block_options,
+        )(x)
     if config.preact:
-        x = FusedBatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum,
-                                    name="post_bn")(x)
+        x = FusedBatchNormalization(
+            epsilon=config.bn_epsilon, momentum=config.bn_momentum, name="post_bn"
+        )(x)
         x = keras.layers.Activation("relu", name="post_relu")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

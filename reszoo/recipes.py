@@ -33,8 +33,15 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 # Families whose models are the CIFAR-style ResNets (also recognised by a small input).
-CIFAR_FAMILIES = ("cifar", "cifar_resnet", "resnet_cifar", "preact", "preact_resnet", "wrn",
-                  "wide_resnet_cifar")
+CIFAR_FAMILIES = (
+    "cifar",
+    "cifar_resnet",
+    "resnet_cifar",
+    "preact",
+    "preact_resnet",
+    "wrn",
+    "wide_resnet_cifar",
+)
 
 
 def _load():
@@ -110,14 +117,16 @@ def load_config_file(path: str) -> dict:
             try:
                 import yaml
             except ImportError:
-                raise ConfigError(f"{path}: YAML config files need PyYAML (pip install pyyaml)")
+                raise ConfigError(
+                    f"{path}: YAML config files need PyYAML (pip install pyyaml)"
+                ) from None
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
     except (ValueError, Exception) as e:  # json.JSONDecodeError, yaml.YAMLError
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"config file {path} does not parse: {e}".splitlines()[0])
+        raise ConfigError(f"config file {path} does not parse: {e}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     # A run's own config.json may be passed back in: keep only the training options.
@@ -126,9 +135,19 @@ def load_config_file(path: str) -> dict:
 
 
 # Keys fit adds to the resolved config (not options a user sets).
-_RUN_KEYS = ("model", "dataset", "build", "class_names", "kind", "num_replicas",
-             "precision_reason", "strategy_name", "steps_per_epoch_resolved", "total_steps",
-             "reszoo_config_version")
+_RUN_KEYS = (
+    "model",
+    "dataset",
+    "build",
+    "class_names",
+    "kind",
+    "num_replicas",
+    "precision_reason",
+    "strategy_name",
+    "steps_per_epoch_resolved",
+    "total_steps",
+    "reszoo_config_version",
+)
 
 
 def parse_set(items) -> dict:
@@ -180,8 +199,9 @@ def resolve(model_config: dict | None, dataset, *, config=None, options=None) ->
     recipe_epochs, recipe_steps = cfg["epochs"], list(cfg["lr_steps"])
     layers = []
     if config is not None:
-        layers.append(load_config_file(config) if isinstance(config, (str, os.PathLike))
-                      else dict(config))
+        layers.append(
+            load_config_file(config) if isinstance(config, (str, os.PathLike)) else dict(config)
+        )
     if options:
         layers.append({k: v for k, v in options.items() if v is not None})
     known = set(cfg)
@@ -194,8 +214,7 @@ def resolve(model_config: dict | None, dataset, *, config=None, options=None) ->
         _merge(cfg, {k: v for k, v in layer.items() if k in known})
     if cfg["epochs"] != recipe_epochs and cfg["lr_steps"] == recipe_steps and recipe_steps:
         try:
-            cfg["lr_steps"] = [round(s * cfg["epochs"] / recipe_epochs, 3)
-                               for s in recipe_steps]
+            cfg["lr_steps"] = [round(s * cfg["epochs"] / recipe_epochs, 3) for s in recipe_steps]
         except TypeError:
             pass  # epochs invalid: validate() says so
     cfg["kind"] = kind
@@ -220,21 +239,30 @@ def _is_num(v):  # finite: an inf/NaN learning rate or momentum is bad input, no
 
 def validate(cfg: dict):
     """Raise ConfigError naming the first bad value."""
+
     def pos_int(k, allow_none=False, allow_zero=False):
         v = cfg[k]
         if v is None and allow_none:
             return
-        _check(_is_int(v) and (v >= 0 if allow_zero else v >= 1),
-               f"{k} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+        _check(
+            _is_int(v) and (v >= 0 if allow_zero else v >= 1),
+            f"{k} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}",
+        )
 
     def num(k, lo=None, hi=None, allow_none=False, lo_open=False):
         v = cfg[k]
         if v is None and allow_none:
             return
-        ok = _is_num(v) and (lo is None or (v > lo if lo_open else v >= lo)) and (
-            hi is None or v <= hi)
-        rng = f" in {'(' if lo_open else '['}{lo}, {hi}]" if hi is not None else (
-            f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
+        ok = (
+            _is_num(v)
+            and (lo is None or (v > lo if lo_open else v >= lo))
+            and (hi is None or v <= hi)
+        )
+        rng = (
+            f" in {'(' if lo_open else '['}{lo}, {hi}]"
+            if hi is not None
+            else (f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
+        )
         _check(ok, f"{k} must be a number{rng}, got {v!r}")
 
     pos_int("epochs")
@@ -242,32 +270,44 @@ def validate(cfg: dict):
     pos_int("base_batch_size")
     num("base_lr", 0, lo_open=True)
     num("lr", 0, lo_open=True, allow_none=True)
-    _check(cfg["optimizer"] in OPTIMIZERS,
-           f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}")
+    _check(
+        cfg["optimizer"] in OPTIMIZERS,
+        f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}",
+    )
     num("momentum", 0, 1)
-    _check(isinstance(cfg["nesterov"], bool), f"nesterov must be true/false, got {cfg['nesterov']!r}")
+    _check(
+        isinstance(cfg["nesterov"], bool), f"nesterov must be true/false, got {cfg['nesterov']!r}"
+    )
     num("weight_decay", 0)
-    _check(cfg["schedule"] in SCHEDULES,
-           f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg['schedule']!r}")
+    _check(
+        cfg["schedule"] in SCHEDULES,
+        f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg['schedule']!r}",
+    )
     num("warmup_epochs", 0)
-    _check(isinstance(cfg["lr_steps"], (list, tuple)) and all(_is_num(s) and s > 0
-                                                               for s in cfg["lr_steps"]),
-           f"lr_steps must be a list of epochs, got {cfg['lr_steps']!r}")
+    _check(
+        isinstance(cfg["lr_steps"], (list, tuple))
+        and all(_is_num(s) and s > 0 for s in cfg["lr_steps"]),
+        f"lr_steps must be a list of epochs, got {cfg['lr_steps']!r}",
+    )
     cfg["lr_steps"] = list(cfg["lr_steps"])
     num("lr_decay", 0, lo_open=True)
     num("min_lr", 0)
     num("label_smoothing", 0, 1)
     num("grad_clip_norm", 0, lo_open=True, allow_none=True)
     num("ema_decay", 0, 1, allow_none=True)
-    _check(isinstance(cfg["augment"], (str, bool)) or cfg["augment"] is None,
-           f"augment must be a string, got {cfg['augment']!r}")
+    _check(
+        isinstance(cfg["augment"], (str, bool)) or cfg["augment"] is None,
+        f"augment must be a string, got {cfg['augment']!r}",
+    )
     if cfg["image_size"] is not None:
         v = cfg["image_size"]
         if _is_int(v):
             cfg["image_size"] = [v, v]
         v = cfg["image_size"]
-        _check(isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
-               f"image_size must be an integer or [height, width], got {v!r}")
+        _check(
+            isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
+            f"image_size must be an integer or [height, width], got {v!r}",
+        )
         cfg["image_size"] = list(v)
     pos_int("num_classes", allow_none=True)
     if cfg["num_classes"] is not None:
@@ -278,18 +318,28 @@ def validate(cfg: dict):
     pos_int("steps_per_epoch", allow_none=True)
     pos_int("validation_steps", allow_none=True)
     pos_int("steps_per_execution")
-    _check(isinstance(cfg["jit_compile"], bool),
-           f"jit_compile must be true/false, got {cfg['jit_compile']!r}")
+    _check(
+        isinstance(cfg["jit_compile"], bool),
+        f"jit_compile must be true/false, got {cfg['jit_compile']!r}",
+    )
     pos_int("checkpoint_every", allow_zero=True)
     pos_int("keep_checkpoints")
-    _check(cfg["precision"] in PRECISIONS,
-           f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
-    _check(isinstance(cfg["strategy"], str) and cfg["strategy"] in STRATEGIES,
-           f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg['strategy']!r}")
-    _check(isinstance(cfg["overrides"], dict),
-           f"overrides must be a mapping of architecture fields, got {cfg['overrides']!r}")
-    _check(cfg["data_dir"] is None or isinstance(cfg["data_dir"], str),
-           f"data_dir must be a path, got {cfg['data_dir']!r}")
+    _check(
+        cfg["precision"] in PRECISIONS,
+        f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}",
+    )
+    _check(
+        isinstance(cfg["strategy"], str) and cfg["strategy"] in STRATEGIES,
+        f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg['strategy']!r}",
+    )
+    _check(
+        isinstance(cfg["overrides"], dict),
+        f"overrides must be a mapping of architecture fields, got {cfg['overrides']!r}",
+    )
+    _check(
+        cfg["data_dir"] is None or isinstance(cfg["data_dir"], str),
+        f"data_dir must be a path, got {cfg['data_dir']!r}",
+    )
 
 
 # --------------------------------------------------------------------------- run directories
@@ -300,23 +350,40 @@ CONFIG_VERSION = 1
 # it: the length of the run (epochs, and lr_steps that scale with it) and how it is executed.
 # Every other key (model, build, dataset, classes, batch size, optimiser, schedule shape,
 # precision, augmentation, seed, ...) must be equal, or the directory is refused.
-RESUMABLE_CHANGES = frozenset({
-    "epochs", "lr_steps", "total_steps", "strategy", "strategy_name", "num_replicas",
-    "steps_per_execution", "jit_compile", "checkpoint_every", "keep_checkpoints", "data_dir",
-    "cache", "validation_steps", "precision_reason",
-})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "epochs",
+        "lr_steps",
+        "total_steps",
+        "strategy",
+        "strategy_name",
+        "num_replicas",
+        "steps_per_execution",
+        "jit_compile",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "data_dir",
+        "cache",
+        "validation_steps",
+        "precision_reason",
+    }
+)
 
 
 def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist")
-                                 else str(o)))
+    return json.loads(
+        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
 
 
 def config_differences(old: dict, new: dict) -> list:
     """Keys (outside RESUMABLE_CHANGES) whose values differ between two config.json dicts."""
     old, new = _jsonable(old), _jsonable(new)
-    return [k for k in sorted(set(old) | set(new))
-            if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+    return [
+        k
+        for k in sorted(set(old) | set(new))
+        if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
+    ]
 
 
 def uncreatable_reason(path) -> str | None:
@@ -349,8 +416,10 @@ def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
     if not os.path.exists(output_dir):
         reason = uncreatable_reason(output_dir)
         if reason:
-            raise TrainingError(f"output directory {output_dir} cannot be created: {reason}; "
-                                "choose another --output")
+            raise TrainingError(
+                f"output directory {output_dir} cannot be created: {reason}; "
+                "choose another --output"
+            )
         return False
     if not os.path.isdir(output_dir):
         raise TrainingError(f"output directory {output_dir} is a file")
@@ -358,28 +427,32 @@ def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
     if not os.path.exists(path):
         # (a chief's config.json.tmp, renamed in a moment, is not "another run": other
         # workers of a multi-worker run check the directory while the chief writes it)
-        if [n for n in os.listdir(output_dir) if not n.startswith(".")
-                and not n.endswith(".tmp")]:
-            raise TrainingError(f"output directory {output_dir} is not empty and holds no "
-                                "reszoo run (config.json); choose another --output")
+        if [n for n in os.listdir(output_dir) if not n.startswith(".") and not n.endswith(".tmp")]:
+            raise TrainingError(
+                f"output directory {output_dir} is not empty and holds no "
+                "reszoo run (config.json); choose another --output"
+            )
         return False
     try:
         with open(path) as f:
             old = json.load(f)
     except (OSError, ValueError) as e:
-        raise TrainingError(f"{path} is unreadable ({e}); choose another --output")
+        raise TrainingError(f"{path} is unreadable ({e}); choose another --output") from None
     if partial:
         old = {k: v for k, v in old.items() if k in cfg}
     diffs = config_differences(old, cfg)
     if diffs:
-        shown = "; ".join(f"{k}: {json.dumps(_jsonable(old.get(k)))} there, "
-                          f"{json.dumps(_jsonable(cfg.get(k)))} now" for k in diffs[:3])
+        shown = "; ".join(
+            f"{k}: {json.dumps(_jsonable(old.get(k)))} there, "
+            f"{json.dumps(_jsonable(cfg.get(k)))} now"
+            for k in diffs[:3]
+        )
         more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
-        raise TrainingError(f"output directory {output_dir} holds a run of another config "
-                            f"({shown}{more}); use another --output or remove it")
+        raise TrainingError(
+            f"output directory {output_dir} holds a run of another config "
+            f"({shown}{more}); use another --output or remove it"
+        )
     return True
-
-
 
 
 def prepare(model_name, model_config, dataset, *, config=None, options=None, output_dir=None):
@@ -391,6 +464,5 @@ def prepare(model_name, model_config, dataset, *, config=None, options=None, out
     cfg["dataset"] = dataset if isinstance(dataset, str) else "custom"
     cfg["reszoo_config_version"] = CONFIG_VERSION
     # precision is "auto" here and resolved in config.json: the full check in fit compares it.
-    check_output_dir(output_dir, {k: v for k, v in cfg.items() if k != "precision"},
-                     partial=True)
+    check_output_dir(output_dir, {k: v for k, v in cfg.items() if k != "precision"}, partial=True)
     return cfg

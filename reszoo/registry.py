@@ -19,8 +19,9 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from reszoo import config as config_module
 from reszoo.config import ARCHITECTURE_FIELDS, ModelConfig
@@ -75,7 +76,8 @@ class Registry:
                 else:
                     raise ConfigError(
                         f"entry point must name a callable or a path to a JSON registry file, "
-                        f"not {type(plugin).__name__}")
+                        f"not {type(plugin).__name__}"
+                    )
         except Exception as error:  # noqa: BLE001 - any plugin failure is reported, never fatal
             message = f"{type(error).__name__}: {error}"
             self._plugin_failures[entry_point.name] = message
@@ -106,15 +108,17 @@ class Registry:
         return list(resolved)
 
     # -- registration ------------------------------------------------------------------------
-    def register_model(self, name: str, config: dict | ModelConfig, source: str | None = None
-                       ) -> ModelConfig:
+    def register_model(
+        self, name: str, config: dict | ModelConfig, source: str | None = None
+    ) -> ModelConfig:
         self._ensure_loaded()
         source = source or _current_source() or _caller_source()
         if isinstance(config, ModelConfig):
             config = config.to_dict()
         if not isinstance(config, dict):
-            raise ConfigError(f"model {name!r}: config must be a dict or ModelConfig, "
-                              f"not {type(config).__name__}")
+            raise ConfigError(
+                f"model {name!r}: config must be a dict or ModelConfig, not {type(config).__name__}"
+            )
         model_config = _resolve(name, {name: copy.deepcopy(config)}, {}, self, source, chain=())
         self._add_model(name, model_config, source)
         return model_config
@@ -123,11 +127,13 @@ class Registry:
         if name in self._models:
             raise DuplicateRegistrationError(
                 f"model {name!r} is already registered by {self._models[name][1]}; "
-                f"{source} tried to register it again. Choose another name.")
+                f"{source} tried to register it again. Choose another name."
+            )
         if model_config.block not in self._blocks:
             raise ConfigError(
                 f"model {name!r}: field 'block' names {model_config.block!r}, which is not a "
-                f"registered block type; registered: {', '.join(sorted(self._blocks))}")
+                f"registered block type; registered: {', '.join(sorted(self._blocks))}"
+            )
         self._models[name] = (model_config, source)
 
     def register_block(self, name: str, block_class: type, source: str | None = None) -> None:
@@ -138,15 +144,20 @@ class Registry:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"block name must be a non-empty string; got {name!r}")
         if not (isinstance(block_class, type) and issubclass(block_class, keras.layers.Layer)):
-            raise ConfigError(f"block {name!r}: {block_class!r} is not a keras.layers.Layer subclass")
+            raise ConfigError(
+                f"block {name!r}: {block_class!r} is not a keras.layers.Layer subclass"
+            )
         expansion = getattr(block_class, "expansion", None)
         if not isinstance(expansion, int) or expansion < 1:
-            raise ConfigError(f"block {name!r}: {block_class.__name__} needs an integer class "
-                              f"attribute `expansion` >= 1 (output width / stage width)")
+            raise ConfigError(
+                f"block {name!r}: {block_class.__name__} needs an integer class "
+                f"attribute `expansion` >= 1 (output width / stage width)"
+            )
         if name in self._blocks and self._blocks[name][0] is not block_class:
             raise DuplicateRegistrationError(
                 f"block {name!r} is already registered by {self._blocks[name][1]}; "
-                f"{source} tried to register {block_class.__name__} under the same name.")
+                f"{source} tried to register {block_class.__name__} under the same name."
+            )
         self._blocks[name] = (block_class, source)
 
     # -- lookup ------------------------------------------------------------------------------
@@ -206,8 +217,7 @@ def _natural_key(name: str) -> list:
 def _unknown(kind: str, name: Any, known: dict) -> str:
     close = difflib.get_close_matches(str(name), list(known), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return (f"unknown {kind} {name!r}.{hint} "
-            f"`python -m reszoo list` shows every model.")
+    return f"unknown {kind} {name!r}.{hint} `python -m reszoo list` shows every model."
 
 
 def _read_builtin_registry() -> Any:
@@ -232,29 +242,40 @@ def _parse_json(text: str, source: str) -> Any:
 
 def _entries(document: Any, source: str) -> dict[str, Any]:
     if not isinstance(document, dict):
-        raise ConfigError(f"{source}: a registry document must be a JSON object with "
-                          f"\"format\": \"{FORMAT}\" and \"models\"; got {type(document).__name__}")
+        raise ConfigError(
+            f"{source}: a registry document must be a JSON object with "
+            f'"format": "{FORMAT}" and "models"; got {type(document).__name__}'
+        )
     unknown = sorted(set(document) - {"format", "models", "$comment"})
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level field(s) {', '.join(map(repr, unknown))}; "
-                          f"expected \"format\" and \"models\"")
+        raise ConfigError(
+            f"{source}: unknown top-level field(s) {', '.join(map(repr, unknown))}; "
+            f'expected "format" and "models"'
+        )
     if document.get("format") != FORMAT:
-        raise ConfigError(f"{source}: \"format\" must be {FORMAT!r}; got {document.get('format')!r}")
+        raise ConfigError(f'{source}: "format" must be {FORMAT!r}; got {document.get("format")!r}')
     models = document.get("models")
     if not isinstance(models, dict) or not models:
-        raise ConfigError(f"{source}: \"models\" must be a non-empty object of name -> entry")
+        raise ConfigError(f'{source}: "models" must be a non-empty object of name -> entry')
     return models
 
 
-def _resolve(name: str, entries: dict[str, Any], resolved: dict[str, ModelConfig],
-             registry: Registry, source: str, chain: tuple[str, ...]) -> ModelConfig:
+def _resolve(
+    name: str,
+    entries: dict[str, Any],
+    resolved: dict[str, ModelConfig],
+    registry: Registry,
+    source: str,
+    chain: tuple[str, ...],
+) -> ModelConfig:
     """Merge an entry over its `extends` parent (in the same document, or registered), validate."""
     if name in resolved:
         return resolved[name]
     entry = entries[name]
     if not isinstance(entry, dict):
-        raise ConfigError(f"{source}: model {name!r}: entry must be a JSON object, "
-                          f"got {type(entry).__name__}")
+        raise ConfigError(
+            f"{source}: model {name!r}: entry must be a JSON object, got {type(entry).__name__}"
+        )
     entry = dict(entry)
     parent_name = entry.pop("extends", None)
     merged: dict[str, Any] = {}
@@ -262,15 +283,18 @@ def _resolve(name: str, entries: dict[str, Any], resolved: dict[str, ModelConfig
         if not isinstance(parent_name, str):
             raise ConfigError(f"{source}: model {name!r}: field 'extends' must be a model name")
         if parent_name in chain + (name,):
-            raise ConfigError(f"{source}: model {name!r}: 'extends' forms a cycle: "
-                              f"{' -> '.join(chain + (name, parent_name))}")
+            raise ConfigError(
+                f"{source}: model {name!r}: 'extends' forms a cycle: "
+                f"{' -> '.join(chain + (name, parent_name))}"
+            )
         if parent_name in entries:
             parent = _resolve(parent_name, entries, resolved, registry, source, chain + (name,))
         elif parent_name in registry._models:
             parent = registry._models[parent_name][0]
         else:
-            raise ConfigError(f"{source}: model {name!r}: 'extends' names unknown model "
-                              f"{parent_name!r}")
+            raise ConfigError(
+                f"{source}: model {name!r}: 'extends' names unknown model {parent_name!r}"
+            )
         parent_fields = parent.to_dict()
         merged = {field: parent_fields[field] for field in INHERITED_FIELDS}
     merged.update(entry)

@@ -45,8 +45,11 @@ def remove_quietly(path):
 def first_line(error) -> str:
     text = getattr(error, "message", None) or str(error)
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error",
-                                                             "Detected at node", "File "))]
+    useful = [
+        line
+        for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "File "))
+    ]
     return (useful or lines or [type(error).__name__])[0][:300]
 
 
@@ -58,11 +61,16 @@ def checkpoint_failure(directory, step, error) -> str:
     if latest != prefix:
         for leftover in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
             remove_quietly(leftover)
-    reason = (f"{error.strerror} (errno {error.errno})" if isinstance(error, OSError)
-              and error.strerror else first_line(error))
-    return (f"cannot write checkpoint ckpt-{step} in {directory}: {reason}; "
-            + (f"the last good checkpoint {latest} is kept" if latest else "no checkpoint kept")
-            + "; free space or fix the directory, then rerun the same command to resume")
+    reason = (
+        f"{error.strerror} (errno {error.errno})"
+        if isinstance(error, OSError) and error.strerror
+        else first_line(error)
+    )
+    return (
+        f"cannot write checkpoint ckpt-{step} in {directory}: {reason}; "
+        + (f"the last good checkpoint {latest} is kept" if latest else "no checkpoint kept")
+        + "; free space or fix the directory, then rerun the same command to resume"
+    )
 
 
 def save_model_atomically(model, path):
@@ -84,8 +92,9 @@ def read_history(path, upto_epoch):
             for row in csv.DictReader(f):
                 try:
                     if int(row["epoch"]) <= upto_epoch:
-                        rows.append({k: (float(v) if v not in ("", None) else None)
-                                     for k, v in row.items()})
+                        rows.append(
+                            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+                        )
                 except (KeyError, ValueError):
                     continue
     for r in rows:
@@ -93,8 +102,16 @@ def read_history(path, upto_epoch):
     return rows
 
 
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_sec",
-                  "epoch_time"]
+HISTORY_FIELDS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "images_per_sec",
+    "epoch_time",
+]
 
 
 def write_history(path, rows):
@@ -111,6 +128,7 @@ def plot_history(rows, path) -> str | None:
     """Write learning curves to path; returns None, or why it was skipped."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -132,10 +150,15 @@ def plot_history(rows, path) -> str | None:
 
 
 def package_versions():
-    out = {"python": platform.python_version(), "tensorflow": tf.__version__,
-           "keras": keras.__version__, "numpy": np.__version__}
+    out = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
     try:
         import reszoo
+
         out["reszoo"] = getattr(reszoo, "__version__", None)
     except Exception:  # noqa: BLE001
         pass
@@ -144,6 +167,7 @@ def package_versions():
 
 def _scalar_metadata():
     from tensorflow.core.framework import summary_pb2
+
     meta = summary_pb2.SummaryMetadata()
     meta.plugin_data.plugin_name = "scalars"  # what TensorBoard's scalar dashboard reads
     return meta.SerializeToString()
@@ -154,5 +178,6 @@ def summary_scalar(writer, tag, value, step):
     if writer is None or value is None:
         return
     with writer.as_default():
-        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                         metadata=_scalar_metadata())
+        tf.summary.write(
+            tag, tf.constant(float(value), tf.float32), step=step, metadata=_scalar_metadata()
+        )

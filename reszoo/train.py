@@ -41,15 +41,20 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind, minimum, inclusive, description):
     """An argparse type: `kind` parsed from text, at least (or above) `minimum`, finite."""
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not (value >= minimum if inclusive else value > minimum) \
-                or value == float("inf"):
+        if (
+            value is None
+            or not (value >= minimum if inclusive else value > minimum)
+            or value == float("inf")
+        ):
             raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
         return value
+
     return parse
 
 
@@ -59,49 +64,84 @@ _positive_float = _number(float, 0.0, False, "a positive number")
 
 
 def build_parser():
-    p = _Parser(prog="python -m reszoo.train",
-                description="Train a reszoo model (a zoo name) on a dataset (digits, synthetic, "
-                            "a TFDS name such as cifar10, or a folder with one sub-folder per "
-                            "class), with the recipe for that model and dataset.",
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="python -m reszoo.train",
+        description="Train a reszoo model (a zoo name) on a dataset (digits, synthetic, "
+        "a TFDS name such as cifar10, or a folder with one sub-folder per "
+        "class), with the recipe for that model and dataset.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="zoo model name, e.g. resnet20 (see reszoo.list_models())")
-    p.add_argument("dataset", help="digits, synthetic, a TFDS name (cifar10, imagenet2012, ...) "
-                                   "or an image folder path")
+    p.add_argument(
+        "dataset",
+        help="digits, synthetic, a TFDS name (cifar10, imagenet2012, ...) or an image folder path",
+    )
     p.add_argument("--epochs", type=_positive_int, help="number of epochs (recipe default)")
-    p.add_argument("--batch-size", type=_positive_int,
-                   help="GLOBAL batch size, divisible by the number of replicas")
-    p.add_argument("--lr", type=_positive_float,
-                   help="learning rate (default: the recipe's base_lr scaled linearly from its "
-                        "base_batch_size)")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-                   help="default auto: mixed_float16 on NVIDIA GPUs >= 7.0, mixed_bfloat16 on "
-                        "TPUs and bf16 CPUs, else float32")
-    p.add_argument("--strategy",
-                   choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
-                   help="default auto: TPU, multi-worker (TF_CONFIG), mirrored (>1 GPU), default")
-    p.add_argument("--augment", help="augmentation: auto, none, cifar, imagenet, ... "
-                                     "(see reszoo.data)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="GLOBAL batch size, divisible by the number of replicas",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: the recipe's base_lr scaled linearly from its "
+        "base_batch_size)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+        help="default auto: mixed_float16 on NVIDIA GPUs >= 7.0, mixed_bfloat16 on "
+        "TPUs and bf16 CPUs, else float32",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
+        help="default auto: TPU, multi-worker (TF_CONFIG), mirrored (>1 GPU), default",
+    )
+    p.add_argument(
+        "--augment", help="augmentation: auto, none, cifar, imagenet, ... (see reszoo.data)"
+    )
     p.add_argument("--output", help="run directory (default runs/MODEL-DATASET)")
-    p.add_argument("--data-dir", help="TFDS data directory (default TFDS_DATA_DIR or "
-                                      "~/tensorflow_datasets)")
-    p.add_argument("--export", metavar="DIR", help="after training, export a SavedModel for TF "
-                                                   "Serving into DIR (reszoo.export)")
+    p.add_argument(
+        "--data-dir", help="TFDS data directory (default TFDS_DATA_DIR or ~/tensorflow_datasets)"
+    )
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="after training, export a SavedModel for TF Serving into DIR (reszoo.export)",
+    )
     p.add_argument("--config", metavar="FILE", help="JSON or YAML file of training options")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one option (repeatable), e.g. --set schedule=cosine "
-                        "--set lr_steps=[30,60] --set overrides.depths=[1,1,1]")
-    p.add_argument("--steps-per-epoch", type=_positive_int, help="steps per epoch (default: "
-                                                                 "one pass over the data)")
-    p.add_argument("--checkpoint-every", type=_non_negative_int,
-                   help="checkpoint every N steps as well as at each epoch end (0: epoch ends)")
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one option (repeatable), e.g. --set schedule=cosine "
+        "--set lr_steps=[30,60] --set overrides.depths=[1,1,1]",
+    )
+    p.add_argument(
+        "--steps-per-epoch",
+        type=_positive_int,
+        help="steps per epoch (default: one pass over the data)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_non_negative_int,
+        help="checkpoint every N steps as well as at each epoch end (0: epoch ends)",
+    )
     p.add_argument("--seed", type=_non_negative_int, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
 def default_output(model, dataset):
-    name = os.path.basename(os.path.normpath(dataset)) if (os.sep in dataset or
-                                                            os.path.isdir(dataset)) else dataset
+    name = (
+        os.path.basename(os.path.normpath(dataset))
+        if (os.sep in dataset or os.path.isdir(dataset))
+        else dataset
+    )
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "data"
     return os.path.join("runs", f"{model}-{name}")
 
@@ -122,8 +162,8 @@ def _import_quietly():
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import tensorflow  # noqa: F401
         import keras  # noqa: F401
+        import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -142,38 +182,65 @@ def main(argv=None) -> int:
             try:
                 from reszoo.export import export  # noqa: F401
             except ImportError as e:
-                raise ReszooError(f"--export needs reszoo.export, which cannot be imported ({e})")
-        flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "precision": args.precision, "strategy": args.strategy,
-                 "augment": args.augment, "data_dir": args.data_dir,
-                 "steps_per_epoch": args.steps_per_epoch,
-                 "checkpoint_every": args.checkpoint_every, "seed": args.seed}
+                raise ReszooError(
+                    f"--export needs reszoo.export, which cannot be imported ({e})"
+                ) from e
+        flags = {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "precision": args.precision,
+            "strategy": args.strategy,
+            "augment": args.augment,
+            "data_dir": args.data_dir,
+            "steps_per_epoch": args.steps_per_epoch,
+            "checkpoint_every": args.checkpoint_every,
+            "seed": args.seed,
+        }
         options.update({k: v for k, v in flags.items() if v is not None})
         output = args.output or default_output(args.model, args.dataset)
         # Check what can be checked before TensorFlow is imported (its import logs to stderr).
         import reszoo
         from reszoo.recipes import prepare
 
-        prepare(args.model, reszoo.get_config(args.model), args.dataset, config=args.config,
-                options=options, output_dir=output)
+        prepare(
+            args.model,
+            reszoo.get_config(args.model),
+            args.dataset,
+            config=args.config,
+            options=options,
+            output_dir=output,
+        )
         if args.export:  # an unusable export directory is refused before training, not after
             from pathlib import Path
+
             from reszoo.export import _check_export_dir
 
             _check_export_dir(Path(args.export), None, False)
         from reszoo.fit import RunFailedError, fit
 
         try:
-            result = fit(args.model, args.dataset, config=args.config, output_dir=output,
-                         verbose=0 if args.quiet else 1, **_fit_kwargs(options))
+            result = fit(
+                args.model,
+                args.dataset,
+                config=args.config,
+                output_dir=output,
+                verbose=0 if args.quiet else 1,
+                **_fit_kwargs(options),
+            )
         except RunFailedError as e:  # diverged, checkpoint not writable, a worker lost
             sys.stderr.write(f"reszoo.train: run failed: {_one_line(e)}\n")
             return 1
         if args.export and result.is_chief:
             from reszoo.export import export
 
-            path = export(result.model, args.export, class_names=result.config["class_names"],
-                          model_name=args.model, summary=result.summary)
+            path = export(
+                result.model,
+                args.export,
+                class_names=result.config["class_names"],
+                model_name=args.model,
+                summary=result.summary,
+            )
             if not args.quiet:
                 print(f"reszoo.train: exported to {path}")
     except ReszooError as e:

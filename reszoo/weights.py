@@ -28,15 +28,17 @@ _APPLICATIONS = {
 }
 
 
-def load_weights(model: keras.Model, config: ModelConfig, weights: str | os.PathLike,
-                 *, include_top: bool = True) -> None:
+def load_weights(
+    model: keras.Model, config: ModelConfig, weights: str | os.PathLike, *, include_top: bool = True
+) -> None:
     """Fill `model` from a weight tag registered for its config ("imagenet") or from a file."""
     if isinstance(weights, str) and config.weights and weights in config.weights:
         spec = config.weights[weights]
         if include_top and config.num_classes != 1000:
             raise ConfigError(
                 f"{config.name}: {weights!r} weights have a 1000-class classifier but the model has "
-                f"num_classes={config.num_classes}; pass num_classes=1000 or include_top=False")
+                f"num_classes={config.num_classes}; pass num_classes=1000 or include_top=False"
+            )
         path = download(spec, include_top=include_top)
         load_applications_file(model, spec["layout"], path, include_top=include_top)
         return
@@ -45,14 +47,16 @@ def load_weights(model: keras.Model, config: ModelConfig, weights: str | os.Path
         tags = ", ".join(map(repr, config.weights or {})) or "none"
         raise ConfigError(
             f"{config.name}: weights={str(weights)!r} is neither a weight tag for this model "
-            f"(available: {tags}) nor an existing file")
+            f"(available: {tags}) nor an existing file"
+        )
     if _is_applications_file(path):
         layout = (config.weights or {}).get("imagenet", {}).get("layout")
         if layout is None:
             raise ConfigError(
                 f"{config.name}: {str(path)!r} is a keras.applications weight file, but "
                 f"{config.name} has no keras.applications layout; use one of "
-                f"resnet50_v1, resnet101_v1, resnet152_v1, resnet50_v2, resnet101_v2, resnet152_v2")
+                f"resnet50_v1, resnet101_v1, resnet152_v1, resnet50_v2, resnet101_v2, resnet152_v2"
+            )
         load_applications_file(model, layout, path, include_top=include_top)
     else:
         try:
@@ -73,7 +77,8 @@ def download(spec: dict, *, include_top: bool) -> str:
     except Exception as error:  # noqa: BLE001 - network and hash failures alike end up here
         raise ConfigError(
             f"could not get {file_name} from {url}: {error}. Without network, download it "
-            f"elsewhere into ~/.keras/models/ (or $KERAS_HOME/models/) or pass weights=PATH") from None
+            f"elsewhere into ~/.keras/models/ (or $KERAS_HOME/models/) or pass weights=PATH"
+        ) from None
 
 
 def _is_applications_file(path: Path) -> bool:
@@ -140,8 +145,10 @@ def copy_from_applications(source: keras.Model, model: keras.Model) -> None:
         try:
             weights = source.get_layer(name).get_weights()
         except ValueError:
-            raise ConfigError(f"{model.name}: keras.applications model {source.name} has no layer "
-                              f"{name!r}; the layouts differ") from None
+            raise ConfigError(
+                f"{model.name}: keras.applications model {source.name} has no layer "
+                f"{name!r}; the layouts differ"
+            ) from None
         try:
             target.set_weights(weights)
         except ValueError as error:
@@ -149,8 +156,10 @@ def copy_from_applications(source: keras.Model, model: keras.Model) -> None:
         used.add(name)
     unused = [layer.name for layer in source.layers if layer.weights and layer.name not in used]
     if unused:
-        raise ConfigError(f"{model.name}: keras.applications layers left uncopied: "
-                          f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}")
+        raise ConfigError(
+            f"{model.name}: keras.applications layers left uncopied: "
+            f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}"
+        )
 
 
 def torch_layer_names(model: keras.Model) -> list[tuple[keras.layers.Layer, str]]:
@@ -175,10 +184,14 @@ def torch_layer_names(model: keras.Model) -> list[tuple[keras.layers.Layer, str]
             shortcut = layer.shortcut_layer
             if shortcut is not None and shortcut.conv is not None:
                 if shortcut.kind != "B" or layer.preact:
-                    raise ConfigError("torchvision naming covers post-activation blocks with "
-                                      "projection shortcuts (kind 'B') only")
-                pairs += [(shortcut.conv, f"{prefix}.downsample.0"),
-                          (shortcut.norm, f"{prefix}.downsample.1")]
+                    raise ConfigError(
+                        "torchvision naming covers post-activation blocks with "
+                        "projection shortcuts (kind 'B') only"
+                    )
+                pairs += [
+                    (shortcut.conv, f"{prefix}.downsample.0"),
+                    (shortcut.norm, f"{prefix}.downsample.1"),
+                ]
         elif layer.name == "logits":
             pairs.append((layer, "fc"))
     return pairs
@@ -193,8 +206,11 @@ def load_torch_state_dict(model: keras.Model, state_dict: dict) -> None:
     """
     import numpy as np
 
-    arrays = {key: np.asarray(value) for key, value in state_dict.items()
-              if not key.endswith("num_batches_tracked")}
+    arrays = {
+        key: np.asarray(value)
+        for key, value in state_dict.items()
+        if not key.endswith("num_batches_tracked")
+    }
     assignments = []
     for target, name in torch_layer_names(model):
         if isinstance(target, keras.layers.BatchNormalization):
@@ -210,11 +226,14 @@ def load_torch_state_dict(model: keras.Model, state_dict: dict) -> None:
         values = [fn(arrays.pop(key)) for fn, key in zip(convert, keys)]
         expected = [tuple(weight.shape) for weight in target.weights]
         if [value.shape for value in values] != expected:
-            raise ConfigError(f"{model.name}: {name} has shapes {[v.shape for v in values]}, "
-                              f"the model needs {expected}")
+            raise ConfigError(
+                f"{model.name}: {name} has shapes {[v.shape for v in values]}, "
+                f"the model needs {expected}"
+            )
         assignments.append((target, values))
     if arrays:
-        raise ConfigError(f"{model.name}: state_dict entries left unused: "
-                          f"{', '.join(sorted(arrays)[:5])}")
+        raise ConfigError(
+            f"{model.name}: state_dict entries left unused: {', '.join(sorted(arrays)[:5])}"
+        )
     for target, values in assignments:
         target.set_weights(values)

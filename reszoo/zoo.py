@@ -47,8 +47,16 @@ def register_block(name: str, layer_class: type) -> None:
     REGISTRY.register_block(name, layer_class)
 
 
-def build(name: str, *, num_classes: int | None = None, input_shape=None, include_top: bool = True,
-          pooling: str | None = None, weights: str | None = None, **overrides: Any):
+def build(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    input_shape=None,
+    include_top: bool = True,
+    pooling: str | None = None,
+    weights: str | None = None,
+    **overrides: Any,
+):
     """A ready keras.Model for a zoo name, taking RGB pixels 0..255 and returning float32 logits.
 
     `num_classes`, `input_shape` and any architecture field (`depths=[2, 2, 2]`, `se_ratio=0.25`)
@@ -61,11 +69,13 @@ def build(name: str, *, num_classes: int | None = None, input_shape=None, includ
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if input_shape is not None:
-        overrides["input_shape"] = list(input_shape) if isinstance(input_shape, (tuple, list)) \
-            else input_shape
+        overrides["input_shape"] = (
+            list(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
+        )
     model_config = resolve_config(name, **overrides)
-    model = build_model(model_config, REGISTRY.block(model_config.block),
-                        include_top=include_top, pooling=pooling)
+    model = build_model(
+        model_config, REGISTRY.block(model_config.block), include_top=include_top, pooling=pooling
+    )
     if weights is not None:
         from reszoo.weights import load_weights
 

@@ -15,8 +15,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False,
-                     help="also run tests marked slow (the whole battery)")
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (the whole battery)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,8 +35,14 @@ def pytest_collection_modifyitems(config, items):
 def run_python(code: str, *, env: dict | None = None, timeout: int = 300, cwd=None):
     """Run `code` in a fresh interpreter (a clean Keras/TF state); returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )
 
 
 def free_ports(count: int) -> list[int]:
@@ -63,8 +73,12 @@ def assert_checkpoint_restores(run: Path) -> int:
     for name in reader.get_variable_to_shape_map():
         reader.get_tensor(name)
     build = json.loads((run / "config.json").read_text())["build"]
-    model = reszoo.build(build["name"], num_classes=build["num_classes"],
-                         input_shape=tuple(build["input_shape"]), **build["overrides"])
+    model = reszoo.build(
+        build["name"],
+        num_classes=build["num_classes"],
+        input_shape=tuple(build["input_shape"]),
+        **build["overrides"],
+    )
     step = load_checkpoint_weights(model, str(run))
     assert step == int(latest.rsplit("-", 1)[1])
     assert all(np.isfinite(w).all() for w in model.get_weights())

@@ -25,8 +25,8 @@ import base64
 import json
 import sys
 
-
 # ------------------------------------------------------------------------------ REST (JSON)
+
 
 def _decode_value(value, is_string: bool):
     """JSON value -> a Python value; {"b64": ...} objects become bytes (strings only)."""
@@ -114,6 +114,7 @@ def predictions_to_rest(outputs: dict) -> dict:
 
 # ------------------------------------------------------------------------------ warm-up records
 
+
 def prediction_log_class():
     """tensorflow.serving.PredictionLog (the predict_log branch), from hand-written descriptors.
 
@@ -139,38 +140,56 @@ def prediction_log_class():
 
     add(tensor_pb2.DESCRIPTOR)
     F = descriptor_pb2.FieldDescriptorProto
-    f = descriptor_pb2.FileDescriptorProto(name="reszoo_test/prediction_log.proto",
-                                           package="tensorflow.serving", syntax="proto3",
-                                           dependency=[tensor_pb2.DESCRIPTOR.name])
+    f = descriptor_pb2.FileDescriptorProto(
+        name="reszoo_test/prediction_log.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=[tensor_pb2.DESCRIPTOR.name],
+    )
 
     def message(name, fields, nested=()):
         m = f.message_type.add(name=name)
         for entry in nested:
             m.nested_type.add().CopyFrom(entry)
         for field_name, number, kind, type_name, label in fields:
-            m.field.add(name=field_name, number=number, type=kind, label=label,
-                        **({"type_name": type_name} if type_name else {}))
+            m.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=label,
+                **({"type_name": type_name} if type_name else {}),
+            )
         return m
 
     opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    message("ModelSpec", [("name", 1, F.TYPE_STRING, None, opt),
-                          ("signature_name", 3, F.TYPE_STRING, None, opt)])
+    message(
+        "ModelSpec",
+        [("name", 1, F.TYPE_STRING, None, opt), ("signature_name", 3, F.TYPE_STRING, None, opt)],
+    )
     entry = descriptor_pb2.DescriptorProto(name="InputsEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=opt)
-    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=opt,
-                    type_name=".tensorflow.TensorProto")
-    message("PredictRequest", [
-        ("model_spec", 1, F.TYPE_MESSAGE, ".tensorflow.serving.ModelSpec", opt),
-        ("inputs", 2, F.TYPE_MESSAGE, ".tensorflow.serving.PredictRequest.InputsEntry", rep),
-    ], nested=[entry])
-    message("PredictLog", [("request", 1, F.TYPE_MESSAGE, ".tensorflow.serving.PredictRequest",
-                            opt)])
-    message("PredictionLog", [("predict_log", 6, F.TYPE_MESSAGE,
-                               ".tensorflow.serving.PredictLog", opt)])
+    entry.field.add(
+        name="value", number=2, type=F.TYPE_MESSAGE, label=opt, type_name=".tensorflow.TensorProto"
+    )
+    message(
+        "PredictRequest",
+        [
+            ("model_spec", 1, F.TYPE_MESSAGE, ".tensorflow.serving.ModelSpec", opt),
+            ("inputs", 2, F.TYPE_MESSAGE, ".tensorflow.serving.PredictRequest.InputsEntry", rep),
+        ],
+        nested=[entry],
+    )
+    message(
+        "PredictLog", [("request", 1, F.TYPE_MESSAGE, ".tensorflow.serving.PredictRequest", opt)]
+    )
+    message(
+        "PredictionLog", [("predict_log", 6, F.TYPE_MESSAGE, ".tensorflow.serving.PredictLog", opt)]
+    )
     pool.Add(f)
     return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.PredictionLog"))
+        pool.FindMessageTypeByName("tensorflow.serving.PredictionLog")
+    )
 
 
 def read_warmup_requests(path: str) -> list:
@@ -185,8 +204,10 @@ def read_warmup_requests(path: str) -> list:
         if not log.HasField("predict_log"):
             raise ValueError("a warm-up record is not a predict_log")
         request = log.predict_log.request
-        inputs = {name: tf.make_ndarray(tensor_pb2.TensorProto.FromString(
-            tensor.SerializeToString())) for name, tensor in request.inputs.items()}
+        inputs = {
+            name: tf.make_ndarray(tensor_pb2.TensorProto.FromString(tensor.SerializeToString()))
+            for name, tensor in request.inputs.items()
+        }
         requests.append((request.model_spec.name, request.model_spec.signature_name, inputs))
     return requests
 
@@ -219,8 +240,10 @@ def _serve(spec: dict) -> None:
     import importlib.util
 
     sys.path.extend(_serving_path(spec["site_packages"], spec["site_view"]))
-    report = {"reszoo_spec": importlib.util.find_spec("reszoo") is not None,
-              "keras_spec": importlib.util.find_spec("keras") is not None}
+    report = {
+        "reszoo_spec": importlib.util.find_spec("reszoo") is not None,
+        "keras_spec": importlib.util.find_spec("keras") is not None,
+    }
 
     import numpy as np
     import tensorflow as tf
@@ -229,11 +252,17 @@ def _serve(spec: dict) -> None:
     loaded = tf.saved_model.load(spec["export"])
     signatures = loaded.signatures
     report["signatures"] = {
-        name: {"inputs": {k: [v.dtype.name, v.shape.as_list()]
-                          for k, v in fn.structured_input_signature[1].items()},
-               "outputs": {k: [v.dtype.name, v.shape.as_list()]
-                           for k, v in fn.structured_outputs.items()}}
-        for name, fn in signatures.items()}
+        name: {
+            "inputs": {
+                k: [v.dtype.name, v.shape.as_list()]
+                for k, v in fn.structured_input_signature[1].items()
+            },
+            "outputs": {
+                k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_outputs.items()
+            },
+        }
+        for name, fn in signatures.items()
+    }
 
     def call(signature, inputs):
         outputs = signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
@@ -250,8 +279,10 @@ def _serve(spec: dict) -> None:
     for case, body in spec["rest"].items():
         signature = body.get("signature_name", "serving_default")
         fn = signatures[signature]
-        dtypes = {k: (object if v.dtype == tf.string else v.dtype.as_numpy_dtype)
-                  for k, v in fn.structured_input_signature[1].items()}
+        dtypes = {
+            k: (object if v.dtype == tf.string else v.dtype.as_numpy_dtype)
+            for k, v in fn.structured_input_signature[1].items()
+        }
         report["rest"][case] = predictions_to_rest(call(signature, rest_to_inputs(body, dtypes)))
 
     good = requests[spec["good_request"]]
@@ -269,10 +300,14 @@ def _serve(spec: dict) -> None:
     report["warmup"] = []
     for model_name, signature, inputs in read_warmup_requests(spec["warmup"]):
         outputs = call(signature, inputs)
-        report["warmup"].append({"model_name": model_name, "signature": signature,
-                                 "inputs": {k: [str(v.dtype), list(v.shape)]
-                                            for k, v in inputs.items()},
-                                 "logits_shape": list(outputs["logits"].shape)})
+        report["warmup"].append(
+            {
+                "model_name": model_name,
+                "signature": signature,
+                "inputs": {k: [str(v.dtype), list(v.shape)] for k, v in inputs.items()},
+                "logits_shape": list(outputs["logits"].shape),
+            }
+        )
     report["keras_imported_after"] = "keras" in sys.modules
     np.savez(spec["out_arrays"], **arrays)
     with open(spec["out_report"], "w") as f:
@@ -292,12 +327,17 @@ def _bad_requests(spec, np):
         "empty_batch_uint8": ("serving_uint8", "images", np.zeros((0, h, w, 3), np.uint8)),
         "empty_batch_bytes": ("serving_image_bytes", "image_bytes", np.array([], dtype=object)),
         "zero_size_image": ("serving_default", "images", np.zeros((1, 0, w, 3), np.float32)),
-        "not_an_image": ("serving_image_bytes", "image_bytes",
-                         np.array([b"this is not an image"], dtype=object)),
-        "truncated_png": ("serving_image_bytes", "image_bytes",
-                          np.array([spec_png_prefix(spec)], dtype=object)),
-        "bytes_rank_2": ("serving_image_bytes", "image_bytes",
-                         np.array([[b"x"]], dtype=object)),
+        "not_an_image": (
+            "serving_image_bytes",
+            "image_bytes",
+            np.array([b"this is not an image"], dtype=object),
+        ),
+        "truncated_png": (
+            "serving_image_bytes",
+            "image_bytes",
+            np.array([spec_png_prefix(spec)], dtype=object),
+        ),
+        "bytes_rank_2": ("serving_image_bytes", "image_bytes", np.array([[b"x"]], dtype=object)),
     }
 
 

@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 import torch
+from conftest import run_python
 from torch import nn
 
 import reszoo
-from conftest import run_python
 from reszoo.weights import load_torch_state_dict
 
 
@@ -21,8 +21,9 @@ class ArticleBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                            nn.BatchNorm2d(planes))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -100,9 +101,9 @@ def test_resnet20_on_the_pytorch_backend_gives_the_tensorflow_outputs(tmp_path):
     code = f"""
 import keras, numpy as np, reszoo
 assert keras.backend.backend() == "torch"
-model = reszoo.build("resnet20", weights={str(tmp_path / 'resnet20.weights.h5')!r})
-out = keras.ops.convert_to_numpy(model(np.load({str(tmp_path / 'images.npy')!r}), training=False))
-np.save({str(tmp_path / 'torch_out.npy')!r}, out)
+model = reszoo.build("resnet20", weights={str(tmp_path / "resnet20.weights.h5")!r})
+out = keras.ops.convert_to_numpy(model(np.load({str(tmp_path / "images.npy")!r}), training=False))
+np.save({str(tmp_path / "torch_out.npy")!r}, out)
 import sys; print("tensorflow imported:", "tensorflow" in sys.modules)
 """
     result = run_python(code, env={"KERAS_BACKEND": "torch"})

@@ -19,8 +19,12 @@ TOLERANCE = {"float32": 2e-5, "mixed_bfloat16": 2e-2}
 def pair(policy, epsilon=1e-3, momentum=0.9, channels=6, **options):
     """The fused layer and Keras's layer, built with the same random weights and statistics."""
     rng = np.random.default_rng(0)
-    weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels),
-               rng.normal(0, 0.5, channels), rng.uniform(0.5, 2.0, channels)]
+    weights = [
+        rng.uniform(0.5, 1.5, channels),
+        rng.normal(0, 0.5, channels),
+        rng.normal(0, 0.5, channels),
+        rng.uniform(0.5, 2.0, channels),
+    ]
     layers = []
     for cls in (FusedBatchNormalization, keras.layers.BatchNormalization):
         layer = cls(epsilon=epsilon, momentum=momentum, dtype=policy, **options)
@@ -71,8 +75,11 @@ def test_training_updates_the_moving_statistics_with_the_biased_batch_variance()
 
 def test_the_fused_kernel_is_what_runs_on_tensorflow():
     fused, _ = pair("mixed_bfloat16")
-    graph = tf.function(lambda x: fused(x, training=True)).get_concrete_function(
-        tf.TensorSpec((4, 5, 7, 6), tf.bfloat16)).graph
+    graph = (
+        tf.function(lambda x: fused(x, training=True))
+        .get_concrete_function(tf.TensorSpec((4, 5, 7, 6), tf.bfloat16))
+        .graph
+    )
     op_types = {op.type for op in graph.get_operations()}
     assert "FusedBatchNormV3" in op_types and "Mean" not in op_types
 
@@ -85,8 +92,11 @@ def test_bfloat16_takes_keras_path_when_a_gpu_is_visible(monkeypatch):
     for policy, fused_expected in (("mixed_bfloat16", False), ("float32", True)):
         fused, _ = pair(policy)
         dtype = tf.bfloat16 if policy == "mixed_bfloat16" else tf.float32
-        graph = tf.function(lambda x: fused(x, training=True)).get_concrete_function(
-            tf.TensorSpec((4, 5, 7, 6), dtype)).graph
+        graph = (
+            tf.function(lambda x, fused=fused: fused(x, training=True))
+            .get_concrete_function(tf.TensorSpec((4, 5, 7, 6), dtype))
+            .graph
+        )
         op_types = {op.type for op in graph.get_operations()}
         assert ("FusedBatchNormV3" in op_types) == fused_expected, policy
 
@@ -100,12 +110,15 @@ def test_epsilon_below_the_kernel_minimum_changes_outputs_by_under_5e_4_relative
     np.testing.assert_allclose(a, b, rtol=5e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("options, shape", [({"axis": 1}, (4, 6, 5, 7)),
-                                            ({}, (4, 6)),
-                                            ({"center": False, "scale": False}, (4, 5, 7, 6))])
+@pytest.mark.parametrize(
+    "options, shape",
+    [({"axis": 1}, (4, 6, 5, 7)), ({}, (4, 6)), ({"center": False, "scale": False}, (4, 5, 7, 6))],
+)
 def test_settings_the_kernel_does_not_cover_match_keras(options, shape):
-    layers = [cls(dtype="float32", **options)
-              for cls in (FusedBatchNormalization, keras.layers.BatchNormalization)]
+    layers = [
+        cls(dtype="float32", **options)
+        for cls in (FusedBatchNormalization, keras.layers.BatchNormalization)
+    ]
     x = images("float32", shape)
     for layer in layers:
         layer.build(shape)

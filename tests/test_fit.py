@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,9 +35,14 @@ def _env(**extra):
 
 
 def _run_script(code, *args, timeout=240, **env):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          cwd=ROOT, env=_env(**env), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        cwd=ROOT,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _dataset(n=128, batch=32, classes=2, seed=0, poison_batch=None):
@@ -49,7 +53,7 @@ def _dataset(n=128, batch=32, classes=2, seed=0, poison_batch=None):
     x = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
     y = (x[:, :, :, 0].mean(axis=(1, 2)) > 127.5).astype("int32") % classes
     if poison_batch is not None:
-        x[poison_batch * batch:(poison_batch + 1) * batch] = np.nan
+        x[poison_batch * batch : (poison_batch + 1) * batch] = np.nan
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True)
 
 
@@ -64,19 +68,29 @@ def _fit(*args, **kwargs):
 
 # --------------------------------------------------------------------------- recipes (no TF)
 
+
 def test_recipes_cifar_and_imagenet_defaults():
     import reszoo
 
     c = recipes.resolve(reszoo.get_config("resnet56"), "cifar10")
     assert c["kind"] == "cifar"
     assert (c["optimizer"], c["momentum"], c["lr"], c["batch_size"]) == ("sgd", 0.9, 0.1, 128)
-    assert (c["epochs"], c["schedule"], c["lr_steps"], c["lr_decay"]) == (182, "steps",
-                                                                          [91, 136], 0.1)
+    assert (c["epochs"], c["schedule"], c["lr_steps"], c["lr_decay"]) == (
+        182,
+        "steps",
+        [91, 136],
+        0.1,
+    )
     assert c["weight_decay"] == 1e-4
     i = recipes.resolve(reszoo.get_config("resnet50"), "imagenet2012")
     assert i["kind"] == "imagenet"
-    assert (i["epochs"], i["batch_size"], i["lr"], i["warmup_epochs"], i["label_smoothing"]) == \
-        (90, 256, 0.1, 5, 0.1)
+    assert (i["epochs"], i["batch_size"], i["lr"], i["warmup_epochs"], i["label_smoothing"]) == (
+        90,
+        256,
+        0.1,
+        5,
+        0.1,
+    )
     assert recipes.resolve(reszoo.get_config("wrn28_10"), "cifar100")["kind"] == "cifar"
     assert recipes.resolve(reszoo.get_config("resnet20"), "digits")["epochs"] == 15
 
@@ -101,10 +115,14 @@ def test_recipes_layers_scaling_and_validation(tmp_path):
         recipes.resolve(cfg, "cifar10", options={"epochs": 0})
     with pytest.raises(ConfigError, match="schedule must be one of"):
         recipes.resolve(cfg, "cifar10", options={"schedule": "linear"})
-    assert recipes.parse_set(["lr_steps=[3,6]", "overrides.depths=[1,1,1]", "augment=none",
-                              "nesterov=true"]) == {
-        "lr_steps": [3, 6], "overrides": {"depths": [1, 1, 1]}, "augment": "none",
-        "nesterov": True}
+    assert recipes.parse_set(
+        ["lr_steps=[3,6]", "overrides.depths=[1,1,1]", "augment=none", "nesterov=true"]
+    ) == {
+        "lr_steps": [3, 6],
+        "overrides": {"depths": [1, 1, 1]},
+        "augment": "none",
+        "nesterov": True,
+    }
     with pytest.raises(ConfigError):
         recipes.parse_set(["novalue"])
 
@@ -122,9 +140,8 @@ def test_lr_schedule_warmup_cosine_steps():
 
 
 def test_precision_and_strategy_selection(monkeypatch):
-    from reszoo import fit as F  # the callable module
-
     from reszoo import devices
+    from reszoo import fit as F  # the callable module
 
     fitmod = sys.modules["reszoo.fit"]
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
@@ -145,32 +162,64 @@ def test_precision_and_strategy_selection(monkeypatch):
 
 # --------------------------------------------------------------------------- fit in-process
 
+
 def test_fit_writes_run_directory_and_resumes(tmp_path):
     import keras
     import tensorflow as tf
+
     import reszoo
     from reszoo.fit import make_checkpoint
 
     out = tmp_path / "run"
     before = keras.config.dtype_policy().name
-    r = _fit("resnet20", _dataset(), _dataset(64, seed=1), epochs=2, output_dir=str(out),
-             num_classes=2, class_names=["dark", "bright"], checkpoint_every=3)
+    r = _fit(
+        "resnet20",
+        _dataset(),
+        _dataset(64, seed=1),
+        epochs=2,
+        output_dir=str(out),
+        num_classes=2,
+        class_names=["dark", "bright"],
+        checkpoint_every=3,
+    )
     assert keras.config.dtype_policy().name == before
     assert sorted(os.listdir(out)) == sorted(
-        ["checkpoints", "config.json", "history.csv", "model.keras", "summary.json",
-         "tensorboard"] + (["learning_curves.png"] if "plot" not in r.summary else []))
+        ["checkpoints", "config.json", "history.csv", "model.keras", "summary.json", "tensorboard"]
+        + (["learning_curves.png"] if "plot" not in r.summary else [])
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == "resnet20" and cfg["dataset"] == "custom"
     assert cfg["class_names"] == ["dark", "bright"]
-    assert cfg["build"] == {"name": "resnet20", "num_classes": 2, "input_shape": [32, 32, 3],
-                            "overrides": TINY}
-    for key in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                "schedule", "precision", "total_steps"):
+    assert cfg["build"] == {
+        "name": "resnet20",
+        "num_classes": 2,
+        "input_shape": [32, 32, 3],
+        "overrides": TINY,
+    }
+    for key in (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "momentum",
+        "weight_decay",
+        "schedule",
+        "precision",
+        "total_steps",
+    ):
         assert key in cfg
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["global_step"] == 8
-    for key in ("versions", "device", "precision", "strategy", "final_metrics",
-                "images_per_sec", "wall_time_sec", "config"):
+    for key in (
+        "versions",
+        "device",
+        "precision",
+        "strategy",
+        "final_metrics",
+        "images_per_sec",
+        "wall_time_sec",
+        "config",
+    ):
         assert key in summary
     assert set(summary["final_metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     rows = (out / "history.csv").read_text().splitlines()
@@ -179,11 +228,16 @@ def test_fit_writes_run_directory_and_resumes(tmp_path):
     # the saved model and the rebuilt architecture agree
     loaded = keras.saving.load_model(str(out / "model.keras"))
     x = np.random.RandomState(3).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), r.model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), r.model.predict(x, verbose=0), atol=1e-5
+    )
     b = cfg["build"]
-    rebuilt = reszoo.build(b["name"], num_classes=b["num_classes"],
-                           input_shape=tuple(b["input_shape"]), **b["overrides"])
+    rebuilt = reszoo.build(
+        b["name"],
+        num_classes=b["num_classes"],
+        input_shape=tuple(b["input_shape"]),
+        **b["overrides"],
+    )
     # the checkpoint object's attributes: model, optimizer, step, epoch
     step, epoch = tf.Variable(0, dtype=tf.int64), tf.Variable(0, dtype=tf.int64)
     ckpt = make_checkpoint(rebuilt, step=step, epoch=epoch)
@@ -191,13 +245,23 @@ def test_fit_writes_run_directory_and_resumes(tmp_path):
     assert int(step) == 8 and int(epoch) == 2
     names = {n.split("/")[0] for n, _ in tf.train.list_variables(str(out / "checkpoints"))}
     assert {"model", "optimizer", "step", "epoch"} <= names
-    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), r.model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        rebuilt.predict(x, verbose=0), r.model.predict(x, verbose=0), atol=1e-5
+    )
     # mid-epoch resume: point the manager at the step-6 checkpoint and rerun the same call
     (out / "checkpoints" / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-6"\nall_model_checkpoint_paths: "ckpt-6"\n')
-    r2 = _fit("resnet20", _dataset(), _dataset(64, seed=1), epochs=3, output_dir=str(out),
-              num_classes=2, class_names=["dark", "bright"], checkpoint_every=3)
+        'model_checkpoint_path: "ckpt-6"\nall_model_checkpoint_paths: "ckpt-6"\n'
+    )
+    r2 = _fit(
+        "resnet20",
+        _dataset(),
+        _dataset(64, seed=1),
+        epochs=3,
+        output_dir=str(out),
+        num_classes=2,
+        class_names=["dark", "bright"],
+        checkpoint_every=3,
+    )
     assert r2.summary["resumed_from_step"] == 6 and r2.summary["global_step"] == 12
     assert r2.history["epoch"] == [1, 2, 3]  # epoch 1 from history.csv, 2 and 3 re-run/new
 
@@ -208,11 +272,16 @@ def test_output_dir_of_another_config_is_refused(tmp_path):
     listing = sorted(os.listdir(out))
     stamp = (out / "config.json").stat().st_mtime_ns
     with pytest.raises(TrainingError, match="another config.*overrides"):
-        _fit("resnet20", _dataset(64), epochs=1, output_dir=str(out), num_classes=2,
-             overrides={"depths": [2, 1, 1]})
+        _fit(
+            "resnet20",
+            _dataset(64),
+            epochs=1,
+            output_dir=str(out),
+            num_classes=2,
+            overrides={"depths": [2, 1, 1]},
+        )
     with pytest.raises(TrainingError, match="another config.*momentum"):
-        _fit("resnet20", _dataset(64), epochs=1, output_dir=str(out), num_classes=2,
-             momentum=0.5)
+        _fit("resnet20", _dataset(64), epochs=1, output_dir=str(out), num_classes=2, momentum=0.5)
     assert sorted(os.listdir(out)) == listing
     assert (out / "config.json").stat().st_mtime_ns == stamp
     other = tmp_path / "notarun"
@@ -225,14 +294,21 @@ def test_output_dir_of_another_config_is_refused(tmp_path):
 
 def test_nan_loss_stops_naming_the_step_and_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
+
     import reszoo
     from reszoo.fit import DivergedError, load_checkpoint_weights
 
     out = tmp_path / "run"
     # 4 batches per epoch; the 4th is NaN: global step 4 diverges, checkpoints exist at 2
     with pytest.raises(DivergedError, match=r"global step 4 .*ckpt-2") as info:
-        _fit("resnet20", _dataset(128, poison_batch=3), epochs=3, output_dir=str(out),
-             num_classes=2, checkpoint_every=2)
+        _fit(
+            "resnet20",
+            _dataset(128, poison_batch=3),
+            epochs=3,
+            output_dir=str(out),
+            num_classes=2,
+            checkpoint_every=2,
+        )
     assert isinstance(info.value, TrainingError)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "diverged"
@@ -260,8 +336,14 @@ def test_callbacks_early_stopping_csvlogger_and_logs(tmp_path):
 
     csv_path = tmp_path / "log.csv"
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=0, min_delta=100.0)
-    r = _fit("resnet20", _dataset(64), _dataset(64, seed=1), epochs=10, num_classes=2,
-             callbacks=[Spy(), stop, keras.callbacks.CSVLogger(str(csv_path))])
+    r = _fit(
+        "resnet20",
+        _dataset(64),
+        _dataset(64, seed=1),
+        epochs=10,
+        num_classes=2,
+        callbacks=[Spy(), stop, keras.callbacks.CSVLogger(str(csv_path))],
+    )
     assert len(r.history["epoch"]) == 2  # epoch 2 shows no improvement of 100 -> stop
     assert r.summary["status"] == "stopped_early"
     assert seen[0] == ("begin", True) and seen[-1] == ("end",)
@@ -283,14 +365,23 @@ def test_mixed_precision_steps_are_finite(precision):
 
 
 def test_fit_options_clipping_ema_adamw_and_steps_per_execution():
-    r = _fit("resnet20", _dataset(64), epochs=2, num_classes=2, grad_clip_norm=1.0,
-             ema_decay=0.9, optimizer="adamw", lr=1e-3, weight_decay=1e-4,
-             steps_per_execution=2)
+    r = _fit(
+        "resnet20",
+        _dataset(64),
+        epochs=2,
+        num_classes=2,
+        grad_clip_norm=1.0,
+        ema_decay=0.9,
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=1e-4,
+        steps_per_execution=2,
+    )
     assert np.isfinite(r.history["loss"]).all() and r.summary["global_step"] == 4
 
 
 def test_bad_inputs_raise_before_anything_is_written(tmp_path):
-    import tensorflow as tf
+
     from reszoo.errors import UnknownModelError
 
     out = tmp_path / "run"
@@ -306,14 +397,16 @@ def test_bad_inputs_raise_before_anything_is_written(tmp_path):
 
 # --------------------------------------------------------------------------- digits
 
+
 def test_short_fit_on_digits_learns(tmp_path):
     pytest.importorskip("sklearn")
     start = time.time()
     r = _fit("resnet20", "digits", epochs=8, precision="auto")
     acc = r.history["val_accuracy"][-1]
     assert acc > 0.6, r.history
-    assert r.config["class_names"] == [str(i) for i in range(10)] or len(
-        r.config["class_names"]) == 10
+    assert (
+        r.config["class_names"] == [str(i) for i in range(10)] or len(r.config["class_names"]) == 10
+    )
     assert time.time() - start < 120
 
 
@@ -373,11 +466,25 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
     out = tmp_path / "run"
     procs = []
     for i in range(2):
-        env = _env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                       "index": i}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(WORKER), str(out), str(tmp_path / f"w{i}.npy")],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = _env(
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(WORKER),
+                    str(out),
+                    str(tmp_path / f"w{i}.npy"),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     results = []
     try:
         for p in procs:
@@ -389,8 +496,9 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
             if p.poll() is None:
                 p.kill()
     assert [r["chief"] for r in results] == [True, False]
-    assert all(r["strategy"] == "multi_worker" and r["replicas"] == 2 and r["step"] == 6
-               for r in results)
+    assert all(
+        r["strategy"] == "multi_worker" and r["replicas"] == 2 and r["step"] == 6 for r in results
+    )
     w0, w1 = np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy")
     np.testing.assert_array_equal(w0, w1)
     assert sorted(os.listdir(out / "checkpoints"))[0] == "checkpoint"
@@ -414,8 +522,13 @@ def test_kill_minus_9_then_rerun_completes_planned_steps(tmp_path):
     pytest.importorskip("reszoo.data")
     out = tmp_path / "run"
     code = textwrap.dedent(KILLABLE)
-    p = subprocess.Popen([sys.executable, "-c", code, str(out), "0.3"], cwd=ROOT, env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(out), "0.3"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     state = out / "checkpoints" / "checkpoint"
     deadline = time.time() + 180
     try:

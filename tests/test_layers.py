@@ -19,16 +19,28 @@ LAYER_EXAMPLES = [
     L.SqueezeExcite(0.25, divisor=4),
     L.DropPath(0.2, seed=3),
     L.BasicBlock(8, 2, preact=True, shortcut="A", dropout=0.1, drop_path=0.1),
-    L.BottleneckBlock(8, 2, stride_on="1x1", conv_bias=True, groups=2, base_width=32,
-                      se_ratio=0.25, bn_epsilon=1e-3, bn_momentum=0.5),
+    L.BottleneckBlock(
+        8,
+        2,
+        stride_on="1x1",
+        conv_bias=True,
+        groups=2,
+        base_width=32,
+        se_ratio=0.25,
+        bn_epsilon=1e-3,
+        bn_momentum=0.5,
+    ),
 ]
 
 
 @pytest.mark.parametrize("layer", LAYER_EXAMPLES, ids=lambda layer: type(layer).__name__)
 def test_constructor_arguments_are_public_attributes_in_get_config(layer):
     config = layer.get_config()
-    arguments = [name for name in inspect.signature(type(layer).__init__).parameters
-                 if name not in ("self", "kwargs")]
+    arguments = [
+        name
+        for name in inspect.signature(type(layer).__init__).parameters
+        if name not in ("self", "kwargs")
+    ]
     for name in arguments:
         assert name in config, name
         assert getattr(layer, name) == config[name], name
@@ -59,7 +71,10 @@ def test_strided_conv_pads_every_side_like_pytorch():
     kernel = keras.ops.convert_to_numpy(conv.kernel)  # (kh, kw, in, out) -> torch (out, in, kh, kw)
     reference = torch.nn.functional.conv2d(
         torch.from_numpy(image.transpose(0, 3, 1, 2)),
-        torch.from_numpy(kernel.transpose(3, 2, 0, 1)), stride=2, padding=1)
+        torch.from_numpy(kernel.transpose(3, 2, 0, 1)),
+        stride=2,
+        padding=1,
+    )
     np.testing.assert_allclose(ours, reference.numpy().transpose(0, 2, 3, 1), atol=1e-5)
     assert ours.shape == (1, 5, 5, 3)
 
@@ -77,21 +92,24 @@ def test_option_a_shortcut_subsamples_and_zero_pads_channels():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("size, channels, filters", [(5, 2, 5), (8, 3, 3), (7, 4, 9)])
 def test_option_a_shortcut_is_exact_for_odd_sizes_odd_padding_and_bfloat16(
-        size, channels, filters, dtype):
+    size, channels, filters, dtype
+):
     rng = np.random.default_rng(size)
     x = rng.normal(0, 100, (3, size, size, channels)).astype("float32")
     first = (filters - channels) // 2
     expected = np.zeros((3, (size + 1) // 2, (size + 1) // 2, filters), "float32")
-    expected[..., first:first + channels] = x[:, ::2, ::2, :]
+    expected[..., first : first + channels] = x[:, ::2, ::2, :]
     cast = keras.ops.cast(x, dtype)
-    out = keras.ops.convert_to_numpy(keras.ops.cast(L.Shortcut("A", filters, strides=2)(cast),
-                                                    "float32"))
+    out = keras.ops.convert_to_numpy(
+        keras.ops.cast(L.Shortcut("A", filters, strides=2)(cast), "float32")
+    )
     rounded = keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(expected, dtype), "float32"))
     np.testing.assert_array_equal(out, rounded)
 
 
 def test_option_a_shortcut_passes_gradients_to_the_subsampled_pixels_only():
     import tensorflow as tf
+
     x = tf.constant(np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype("float32"))
     weights = np.random.default_rng(1).normal(size=(2, 2, 2, 4)).astype("float32")
     with tf.GradientTape() as tape:
@@ -155,15 +173,29 @@ def test_a_registered_block_type_is_usable_from_an_entry():
         expansion = 2
 
         def branch_spec(self):
-            return [(self.filters, 3, self.strides, 1), (self.filters, 3, 1, 1),
-                    (self.filters * 2, 3, 1, 1)]
+            return [
+                (self.filters, 3, self.strides, 1),
+                (self.filters, 3, 1, 1),
+                (self.filters * 2, 3, 1, 1),
+            ]
 
     registry = Registry()
     registry.register_block("triple", DoubleConv, source="test")
-    config = registry.register_model("triple_net", {
-        "family": "test", "block": "triple", "depths": [1, 1], "widths": [4, 8],
-        "strides": [1, 2], "stem": "cifar", "stem_width": 4, "input_shape": [16, 16, 3],
-        "num_classes": 3}, source="test")
+    config = registry.register_model(
+        "triple_net",
+        {
+            "family": "test",
+            "block": "triple",
+            "depths": [1, 1],
+            "widths": [4, 8],
+            "strides": [1, 2],
+            "stem": "cifar",
+            "stem_width": 4,
+            "input_shape": [16, 16, 3],
+            "num_classes": 3,
+        },
+        source="test",
+    )
     from reszoo.models import build_model
 
     model = build_model(config, registry.block("triple"))

@@ -7,17 +7,22 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, run_python
 
 PLUGINS = REPO / "tests" / "plugins"
-PACKAGES = {"reszoo-demo-plugin": PLUGINS / "reszoo_demo_plugin",
-            "reszoo-broken-plugin": PLUGINS / "reszoo_broken_plugin"}
+PACKAGES = {
+    "reszoo-demo-plugin": PLUGINS / "reszoo_demo_plugin",
+    "reszoo-broken-plugin": PLUGINS / "reszoo_broken_plugin",
+}
 
 
 def pip(*args):
-    result = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

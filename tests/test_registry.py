@@ -10,8 +10,15 @@ import reszoo
 from reszoo.errors import ConfigError, DuplicateRegistrationError, UnknownModelError
 from reszoo.registry import REGISTRY, Registry
 
-TINY = dict(depths=[1, 1], widths=[4, 8], strides=[1, 2], stem="cifar", stem_width=4,
-            input_shape=[16, 16, 3], num_classes=3)
+TINY = dict(
+    depths=[1, 1],
+    widths=[4, 8],
+    strides=[1, 2],
+    stem="cifar",
+    stem_width=4,
+    input_shape=[16, 16, 3],
+    num_classes=3,
+)
 
 
 def tiny_entry(**changes):
@@ -52,19 +59,22 @@ def test_unknown_name_lists_the_closest_names():
     assert "python -m reszoo list" in str(error.value)
 
 
-@pytest.mark.parametrize("override, field", [
-    (dict(depths=[3, -1, 6, 3]), "depths"),
-    (dict(widths=[64, 0, 256, 512]), "widths"),
-    (dict(groups=3), "groups"),                       # does not divide the basic block's 64
-    (dict(input_shape=(16, 16, 3)), "input_shape"),   # smaller than the total stride 32
-    (dict(num_classes=0), "num_classes"),
-    (dict(depths=[3, 4, 6]), "widths"),               # 3 stages of depth but 4 of width
-    (dict(se_ratio=1.5), "se_ratio"),
-    (dict(shortcut="C"), "shortcut"),
-    (dict(bn_epsilon=-1.0), "bn_epsilon"),
-    (dict(depths=[3, 4.5, 6, 3]), "depths"),
-    (dict(preact="yes"), "preact"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        (dict(depths=[3, -1, 6, 3]), "depths"),
+        (dict(widths=[64, 0, 256, 512]), "widths"),
+        (dict(groups=3), "groups"),  # does not divide the basic block's 64
+        (dict(input_shape=(16, 16, 3)), "input_shape"),  # smaller than the total stride 32
+        (dict(num_classes=0), "num_classes"),
+        (dict(depths=[3, 4, 6]), "widths"),  # 3 stages of depth but 4 of width
+        (dict(se_ratio=1.5), "se_ratio"),
+        (dict(shortcut="C"), "shortcut"),
+        (dict(bn_epsilon=-1.0), "bn_epsilon"),
+        (dict(depths=[3, 4.5, 6, 3]), "depths"),
+        (dict(preact="yes"), "preact"),
+    ],
+)
 def test_bad_overrides_name_the_field(override, field):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         reszoo.build("resnet18", **override)
@@ -87,8 +97,9 @@ def test_overrides_change_the_architecture_and_clear_pinned_numbers():
 def test_register_model_with_extends_then_duplicate_names_both_sources():
     registry = Registry()
     registry.register_model("tiny_base", tiny_entry(), source="test A")
-    registry.register_model("tiny_child", {"extends": "tiny_base", "num_classes": 5},
-                            source="test B")
+    registry.register_model(
+        "tiny_child", {"extends": "tiny_base", "num_classes": 5}, source="test B"
+    )
     assert registry.get("tiny_child").num_classes == 5
     assert registry.get("tiny_child").depths == (1, 1)
     with pytest.raises(DuplicateRegistrationError) as error:
@@ -98,8 +109,9 @@ def test_register_model_with_extends_then_duplicate_names_both_sources():
 
 def test_extends_does_not_inherit_measured_numbers():
     registry = Registry()
-    registry.register_model("child18", {"extends": "resnet18", "depths": [1, 1, 1, 1]},
-                            source="test")
+    registry.register_model(
+        "child18", {"extends": "resnet18", "depths": [1, 1, 1, 1]}, source="test"
+    )
     child = registry.get("child18")
     assert child.params is None and child.accuracy is None and child.macs is None
     assert child.widths == (64, 128, 256, 512)
@@ -108,8 +120,10 @@ def test_extends_does_not_inherit_measured_numbers():
 def test_a_document_with_one_bad_entry_registers_nothing():
     registry = Registry()
     before = registry.names()
-    document = {"format": "reszoo-registry/1",
-                "models": {"good_one": tiny_entry(), "bad_one": tiny_entry(depths=[0, 1])}}
+    document = {
+        "format": "reszoo-registry/1",
+        "models": {"good_one": tiny_entry(), "bad_one": tiny_entry(depths=[0, 1])},
+    }
     with pytest.raises(ConfigError, match="bad_one.*'depths'"):
         registry.load_document(document, source="test doc")
     assert registry.names() == before
@@ -118,28 +132,37 @@ def test_a_document_with_one_bad_entry_registers_nothing():
 def test_a_duplicate_inside_a_document_rolls_back_the_whole_document():
     registry = Registry()
     before = registry.names()
-    document = {"format": "reszoo-registry/1",
-                "models": {"fresh_name": tiny_entry(), "resnet50": tiny_entry()}}
+    document = {
+        "format": "reszoo-registry/1",
+        "models": {"fresh_name": tiny_entry(), "resnet50": tiny_entry()},
+    }
     with pytest.raises(DuplicateRegistrationError):
         registry.load_document(document, source="test doc")
     assert registry.names() == before
 
 
-@pytest.mark.parametrize("document, problem", [
-    ([], "JSON object"),
-    ({"format": "other/1", "models": {"a": {}}}, "format"),
-    ({"format": "reszoo-registry/1", "models": {}}, "non-empty"),
-    ({"format": "reszoo-registry/1", "models": {"x": 3}}, "JSON object"),
-    ({"format": "reszoo-registry/1", "models": {"x": {"extends": "x"}}}, "cycle"),
-    ({"format": "reszoo-registry/1", "models": {"x": {"extends": "nope"}}}, "unknown model"),
-    ({"format": "reszoo-registry/1", "models": {"x": {**tiny_entry(), "colour": "red"}}},
-     "'colour'"),
-    ({"format": "reszoo-registry/1", "models": {"x": tiny_entry(block="nope")}},
-     "not a registered block"),
-    ({"format": "reszoo-registry/1", "models": {"bad name!": tiny_entry()}}, "invalid"),
-    ({"format": "reszoo-registry/1", "models": {"x": {"family": "f"}}}, "missing required"),
-    ({"format": "reszoo-registry/1", "extra": 1, "models": {"x": tiny_entry()}}, "'extra'"),
-])
+@pytest.mark.parametrize(
+    "document, problem",
+    [
+        ([], "JSON object"),
+        ({"format": "other/1", "models": {"a": {}}}, "format"),
+        ({"format": "reszoo-registry/1", "models": {}}, "non-empty"),
+        ({"format": "reszoo-registry/1", "models": {"x": 3}}, "JSON object"),
+        ({"format": "reszoo-registry/1", "models": {"x": {"extends": "x"}}}, "cycle"),
+        ({"format": "reszoo-registry/1", "models": {"x": {"extends": "nope"}}}, "unknown model"),
+        (
+            {"format": "reszoo-registry/1", "models": {"x": {**tiny_entry(), "colour": "red"}}},
+            "'colour'",
+        ),
+        (
+            {"format": "reszoo-registry/1", "models": {"x": tiny_entry(block="nope")}},
+            "not a registered block",
+        ),
+        ({"format": "reszoo-registry/1", "models": {"bad name!": tiny_entry()}}, "invalid"),
+        ({"format": "reszoo-registry/1", "models": {"x": {"family": "f"}}}, "missing required"),
+        ({"format": "reszoo-registry/1", "extra": 1, "models": {"x": tiny_entry()}}, "'extra'"),
+    ],
+)
 def test_invalid_documents_raise_config_error_naming_the_problem(document, problem):
     with pytest.raises(ConfigError, match=problem):
         Registry().load_document(document, source="test doc")
@@ -162,8 +185,12 @@ def test_registry_json_is_shipped_as_the_package_copy_of_the_repository_file():
 
 
 def test_cli_list_prints_the_zoo_table():
-    result = subprocess.run([sys.executable, "-m", "reszoo", "list", "resnet5*"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "reszoo", "list", "resnet5*"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "family", "params", "MACs", "input", "top-1", "(dataset)"]
@@ -174,8 +201,12 @@ def test_cli_list_prints_the_zoo_table():
 
 
 def test_cli_list_with_no_match_exits_2():
-    result = subprocess.run([sys.executable, "-m", "reszoo", "list", "nothing*"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "reszoo", "list", "nothing*"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "no model matches" in result.stderr
 

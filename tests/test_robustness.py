@@ -30,9 +30,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
+from conftest import REPO, assert_checkpoint_restores
 
 import reszoo  # noqa: E402
-from conftest import REPO, assert_checkpoint_restores
 from reszoo.errors import ExportError, TrainingError  # noqa: E402
 
 TINY = {"depths": [1, 1, 1]}
@@ -57,8 +57,11 @@ def _synthetic(**kwargs):
 
 def _files(root: Path) -> dict:
     """relative path -> (size, mtime_ns) of every file under root."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _no_leftovers(run: Path):
@@ -68,6 +71,7 @@ def _no_leftovers(run: Path):
 
 
 # ----------------------------------------------------------------------------- 4. output location
+
 
 def test_output_under_a_regular_file_is_refused_before_anything(tmp_path):
     a_file = tmp_path / "file"
@@ -96,7 +100,8 @@ def _full_disk_on(call_number, error, partial=True):
         if len(calls) == call_number:
             if partial:
                 Path(self.directory, f"ckpt-{checkpoint_number}.data-00000-of-00001").write_bytes(
-                    b"\0" * 100)
+                    b"\0" * 100
+                )
                 Path(self.directory, f"ckpt-{checkpoint_number}_temp").mkdir()
             raise error
         return original(self, checkpoint_number=checkpoint_number, **kwargs)
@@ -104,20 +109,30 @@ def _full_disk_on(call_number, error, partial=True):
     return save, calls
 
 
-@pytest.mark.parametrize("error", [
-    OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
-    tf.errors.ResourceExhaustedError(None, None, "ckpt-4_temp/part-00000: No space left on device"),
-], ids=["OSError-ENOSPC", "tf-ResourceExhausted"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        tf.errors.ResourceExhaustedError(
+            None, None, "ckpt-4_temp/part-00000: No space left on device"
+        ),
+    ],
+    ids=["OSError-ENOSPC", "tf-ResourceExhausted"],
+)
 def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
     from reszoo.fit import CheckpointWriteError, RunFailedError
 
     run = tmp_path / "run"
     save, calls = _full_disk_on(2, error)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
-    with pytest.raises(CheckpointWriteError, match=r"cannot write checkpoint ckpt-4 .*No space "
-                                                   r"left on device.*ckpt-2 is kept") as info:
-        _synthetic(output_dir=str(run), checkpoint_every=2, steps_per_execution=1,
-                   steps_per_epoch=4)
+    with pytest.raises(
+        CheckpointWriteError,
+        match=r"cannot write checkpoint ckpt-4 .*No space "
+        r"left on device.*ckpt-2 is kept",
+    ) as info:
+        _synthetic(
+            output_dir=str(run), checkpoint_every=2, steps_per_execution=1, steps_per_epoch=4
+        )
     assert isinstance(info.value, RunFailedError) and isinstance(info.value, TrainingError)
     assert calls == [2, 4]
     assert not list((run / "checkpoints").glob("ckpt-4*")), "partial checkpoint left behind"
@@ -127,8 +142,9 @@ def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
     assert not (run / "model.keras").exists()
     # rerunning the same call once the disk has room resumes and completes
     monkeypatch.undo()
-    r = _synthetic(output_dir=str(run), checkpoint_every=2, steps_per_execution=1,
-                   steps_per_epoch=4)
+    r = _synthetic(
+        output_dir=str(run), checkpoint_every=2, steps_per_execution=1, steps_per_epoch=4
+    )
     assert r.summary["resumed_from_step"] == 2 and r.summary["global_step"] == 8
 
 
@@ -173,15 +189,31 @@ def test_cli_full_disk_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
 
     save, _ = _full_disk_on(1, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
-    code = main(["resnet20", "synthetic", "--epochs", "1", "--steps-per-epoch", "2",
-                 "--batch-size", "8", "--precision", "float32", "--quiet",
-                 "--output", str(tmp_path / "run"), *TINY_SET])
+    code = main(
+        [
+            "resnet20",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "8",
+            "--precision",
+            "float32",
+            "--quiet",
+            "--output",
+            str(tmp_path / "run"),
+            *TINY_SET,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "run failed: cannot write checkpoint" in err[0], err
 
 
 # ----------------------------------------------------------------------------- 5. bad image folder
+
 
 def _image_bytes(array, fmt, mode=None):
     import io
@@ -221,8 +253,15 @@ def test_training_on_a_folder_of_odd_and_broken_images(tmp_path):
         (root / rel).write_bytes(data)
     run = tmp_path / "run"
     with pytest.warns(UserWarning, match=r"skipped 4 file") as record:
-        r = _fit("resnet20", str(root), epochs=2, batch_size=8, image_size=[32, 32],
-                 validation_split=0, output_dir=str(run))
+        r = _fit(
+            "resnet20",
+            str(root),
+            epochs=2,
+            batch_size=8,
+            image_size=[32, 32],
+            validation_split=0,
+            output_dir=str(run),
+        )
     message = " ".join(str(w.message) for w in record)
     for rel in broken:
         assert Path(rel).name in message, message
@@ -233,20 +272,38 @@ def test_training_on_a_folder_of_odd_and_broken_images(tmp_path):
     # item 7: the run's own model.keras loads in safe mode and computes the same function
     loaded = keras.saving.load_model(str(run / "model.keras"), safe_mode=True)
     x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), r.model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), r.model.predict(x, verbose=0), atol=1e-5
+    )
 
 
 # ----------------------------------------------------------------------------- 7. loading
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet50", "resnet50_v2", "resnet50d",
-                                  "preact_resnet164", "resnext50_32x4d", "seresnet50",
-                                  "smallresnet", "wrn16_8"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet20",
+        "resnet50",
+        "resnet50_v2",
+        "resnet50d",
+        "preact_resnet164",
+        "resnext50_32x4d",
+        "seresnet50",
+        "smallresnet",
+        "wrn16_8",
+    ],
+)
 def test_reszoo_keras_files_load_with_safe_mode(name, tmp_path):
     config = reszoo.get_config(name)
     stages = len(config["depths"])
-    overrides = dict(depths=[1] * stages, widths=[16] * stages, stem_width=8, num_classes=3,
-                     input_shape=(32, 32, 3))
+    overrides = dict(
+        depths=[1] * stages,
+        widths=[16] * stages,
+        stem_width=8,
+        num_classes=3,
+        input_shape=(32, 32, 3),
+    )
     if config["groups"] > 1:
         overrides.update(groups=4, base_width=16)
     model = reszoo.build(name, **overrides)
@@ -254,13 +311,12 @@ def test_reszoo_keras_files_load_with_safe_mode(name, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
 def _lambda_model(marker: Path):
     # an anonymous lambda: Keras stores its bytecode, which only safe_mode=False would run
-    touch = (lambda x, m=str(marker): (open(m, "w").close(), x * 2.0)[1])  # noqa: E731
+    touch = lambda x, m=str(marker): (open(m, "w").close(), x * 2.0)[1]  # noqa: E731
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Lambda(touch)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
@@ -281,8 +337,9 @@ def test_a_keras_file_with_a_lambda_is_refused_and_its_code_never_runs(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.keras").write_bytes(path.read_bytes())
-    (run / "config.json").write_text(json.dumps({"model": "custom", "build": None,
-                                                 "class_names": ["a", "b", "c"]}))
+    (run / "config.json").write_text(
+        json.dumps({"model": "custom", "build": None, "class_names": ["a", "b", "c"]})
+    )
     with pytest.raises(ExportError, match="safe_mode|Lambda"):
         reszoo.export(str(run), tmp_path / "exported")
     assert not marker.exists() and not (tmp_path / "exported").exists()
@@ -390,15 +447,26 @@ print("REPORT", json.dumps(report))
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = reszoo.build("resnet20", input_shape=(16, 16, 3), num_classes=3, depths=[1, 1, 1],
-                         widths=[8, 8, 8], stem_width=8)
+    model = reszoo.build(
+        "resnet20",
+        input_shape=(16, 16, 3),
+        num_classes=3,
+        depths=[1, 1, 1],
+        widths=[8, 8, 8],
+        stem_width=8,
+    )
     return reszoo.export(model, tmp_path_factory.mktemp("serving") / "tiny")
 
 
 def _serving_fuzz(export_path, n_random):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    p = subprocess.run([sys.executable, "-c", SERVING_FUZZ, str(export_path), str(n_random), "16",
-                        "3"], capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", SERVING_FUZZ, str(export_path), str(n_random), "16", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, f"the serving process died (rc {p.returncode}): {p.stderr[-3000:]}"
     return json.loads(p.stdout.split("REPORT", 1)[1])
 
@@ -430,6 +498,7 @@ def test_signatures_survive_many_random_inputs_slow(tiny_export):
 
 # ----------------------------------------------------------------------------- 9. CLIs
 
+
 def _run_main(module_main, argv, capsys):
     try:
         code = module_main([str(a) for a in argv])
@@ -440,27 +509,44 @@ def _run_main(module_main, argv, capsys):
 
 
 TRAIN_BAD = [  # (arguments after "resnet20 synthetic" unless they start with a model, message)
-    (["--epochs", "0"], "--epochs"), (["--epochs", "x"], "--epochs"),
-    (["--batch-size", "0"], "--batch-size"), (["--batch-size", "1.5"], "--batch-size"),
-    (["--lr", "0"], "--lr"), (["--lr", "-1"], "--lr"), (["--lr", "nan"], "--lr"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "x"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "1.5"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--lr", "nan"], "--lr"),
     (["--lr", "inf"], "lr"),
-    (["--precision", "float64"], "--precision"), (["--strategy", "gpu"], "--strategy"),
-    (["--strategy", "multi_worker"], "TF_CONFIG"), (["--strategy", "tpu"], "TPU"),
-    (["--augment", "bogus"], "augment"), (["--augment", "cifar+nothing"], "augment"),
-    (["--output", "{file}/run"], "is a file"), (["--output", "{file}"], "is a file"),
+    (["--precision", "float64"], "--precision"),
+    (["--strategy", "gpu"], "--strategy"),
+    (["--strategy", "multi_worker"], "TF_CONFIG"),
+    (["--strategy", "tpu"], "TPU"),
+    (["--augment", "bogus"], "augment"),
+    (["--augment", "cifar+nothing"], "augment"),
+    (["--output", "{file}/run"], "is a file"),
+    (["--output", "{file}"], "is a file"),
     (["--output", "{foreign}"], "not empty"),
-    (["--export", "{file}"], "is a file"), (["--export", "{file}/sub"], "is a file"),
-    (["--config", "{missing}"], "not found"), (["--config", "{file}"], "does not parse"),
+    (["--export", "{file}"], "is a file"),
+    (["--export", "{file}/sub"], "is a file"),
+    (["--config", "{missing}"], "not found"),
+    (["--config", "{file}"], "does not parse"),
     (["--config", "{list_json}"], "mapping"),
-    (["--set", "novalue"], "key=value"), (["--set", "=1"], "key=value"),
-    (["--set", "momentun=0.5"], "did you mean"), (["--set", "epochs=abc"], "epochs"),
-    (["--set", "overrides.depths=[0]"], "depths"), (["--set", "overrides=5"], "overrides"),
-    (["--set", "overrides.nope=1"], "nope"), (["--set", "schedule=linear"], "schedule"),
-    (["--set", "num_classes=1"], "num_classes"), (["--set", "image_size=[0,0]"], "image_size"),
+    (["--set", "novalue"], "key=value"),
+    (["--set", "=1"], "key=value"),
+    (["--set", "momentun=0.5"], "did you mean"),
+    (["--set", "epochs=abc"], "epochs"),
+    (["--set", "overrides.depths=[0]"], "depths"),
+    (["--set", "overrides=5"], "overrides"),
+    (["--set", "overrides.nope=1"], "nope"),
+    (["--set", "schedule=linear"], "schedule"),
+    (["--set", "num_classes=1"], "num_classes"),
+    (["--set", "image_size=[0,0]"], "image_size"),
     (["--set", "validation_split=-1"], "validation_split"),
     (["--steps-per-epoch", "0"], "--steps-per-epoch"),
-    (["--checkpoint-every", "-1"], "--checkpoint-every"), (["--seed", "-1"], "--seed"),
-    (["--seed", "x"], "--seed"), (["--bogus"], "unrecognized"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "x"], "--seed"),
+    (["--bogus"], "unrecognized"),
     (["--data-dir"], "expected one argument"),
     (["resnet21", "synthetic"], "unknown model 'resnet21'"),
     (["resnet20"], "required"),
@@ -477,8 +563,12 @@ def test_train_cli_bad_value_exits_2_with_one_line(args, message, tmp_path, caps
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "photo.jpg").write_bytes(b"x")
-    values = {"file": tmp_path / "file", "missing": tmp_path / "missing",
-              "list_json": tmp_path / "list.json", "foreign": tmp_path / "foreign"}
+    values = {
+        "file": tmp_path / "file",
+        "missing": tmp_path / "missing",
+        "list_json": tmp_path / "list.json",
+        "foreign": tmp_path / "foreign",
+    }
     args = [a.format(**values) for a in args]
     message = message.format(**values)
     positional = [] if args[0].startswith("resnet") else ["resnet20", "synthetic"]
@@ -530,10 +620,17 @@ def test_export_cli_bad_value_exits_2_with_one_line(args, message, tmp_path, cap
     (tmp_path / "empty_run" / "config.json").write_text(json.dumps({"model": "resnet20"}))
     (tmp_path / "bad_config_run").mkdir()
     (tmp_path / "bad_config_run" / "config.json").write_text("{broken")
-    values = {"file": tmp_path / "file", "missing": tmp_path / "missing", "out": tmp_path / "out",
-              "existing": tmp_path / "existing", "bad_json": tmp_path / "bad.json",
-              "dict_json": tmp_path / "dict.json", "multiline_json": tmp_path / "multi.json",
-              "empty_run": tmp_path / "empty_run", "bad_config_run": tmp_path / "bad_config_run"}
+    values = {
+        "file": tmp_path / "file",
+        "missing": tmp_path / "missing",
+        "out": tmp_path / "out",
+        "existing": tmp_path / "existing",
+        "bad_json": tmp_path / "bad.json",
+        "dict_json": tmp_path / "dict.json",
+        "multiline_json": tmp_path / "multi.json",
+        "empty_run": tmp_path / "empty_run",
+        "bad_config_run": tmp_path / "bad_config_run",
+    }
     before = _files(tmp_path)
     code, err = _run_main(main, [a.format(**values) for a in args], capsys)
     lines = err.strip().splitlines()
@@ -549,12 +646,19 @@ def test_cli_processes_print_one_line_without_tensorflow_noise(tmp_path):
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     env.pop("TF_CONFIG", None)
     (tmp_path / "file").write_text("x")
-    for module, argv in (("reszoo.train", ["resnet20", "synthetic", "--output",
-                                           tmp_path / "file" / "run"]),
-                         ("reszoo.export", ["resnet20", tmp_path / "out", "--version", "0"]),
-                         ("reszoo.export", ["resnet20", tmp_path / "file" / "sub"])):
-        p = subprocess.run([sys.executable, "-W", "ignore", "-m", module, *map(str, argv)],
-                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    for module, argv in (
+        ("reszoo.train", ["resnet20", "synthetic", "--output", tmp_path / "file" / "run"]),
+        ("reszoo.export", ["resnet20", tmp_path / "out", "--version", "0"]),
+        ("reszoo.export", ["resnet20", tmp_path / "file" / "sub"]),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-W", "ignore", "-m", module, *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=300,
+        )
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
         assert "Traceback" not in p.stderr
@@ -568,12 +672,24 @@ def test_existing_run_and_export_version_are_never_overwritten(tmp_path, capsys)
     from reszoo.train import main as train_main
 
     run, exported = tmp_path / "run", tmp_path / "exported"
-    base = ["resnet20", "synthetic", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size",
-            "8", "--precision", "float32", "--quiet", "--output", run]
+    base = [
+        "resnet20",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--quiet",
+        "--output",
+        run,
+    ]
     assert _run_main(train_main, [*base, *TINY_SET], capsys)[0] == 0
     assert _run_main(export_main, [run, exported, "--version", "1"], capsys)[0] == 0
-    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")
-              if p.is_file()}
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
     refused = [
         (train_main, [*base, "--set", "overrides.depths=[2,1,1]"], "another config"),
         (train_main, [*base, *TINY_SET, "--set", "momentum=0.5"], "another config"),
@@ -585,6 +701,5 @@ def test_existing_run_and_export_version_are_never_overwritten(tmp_path, capsys)
     for main, argv, message in refused:
         code, err = _run_main(main, argv, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")
-             if p.is_file()}
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before

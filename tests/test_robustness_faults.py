@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, assert_checkpoint_restores, free_ports
 
 tf = pytest.importorskip("tensorflow")
@@ -80,8 +79,18 @@ def _env(**extra):
 
 
 def _child(out, mode="none", at=0, dataset="synthetic", epochs=2, spe=6, batch=8):
-    return [sys.executable, "-c", CHILD, str(out), mode, str(at), dataset, str(epochs), str(spe),
-            str(batch)]
+    return [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(out),
+        mode,
+        str(at),
+        dataset,
+        str(epochs),
+        str(spe),
+        str(batch),
+    ]
 
 
 def _result(stdout):
@@ -94,8 +103,14 @@ def _latest_step(out: Path):
 
 
 def _kill_inside(out, mode, at, **kwargs):
-    p = subprocess.run(_child(out, mode, at, **kwargs), cwd=REPO, env=_env(),
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        _child(out, mode, at, **kwargs),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
     return assert_checkpoint_restores(out)
 
@@ -105,8 +120,9 @@ def test_kill_9_during_a_checkpoint_write_then_rerun_completes(tmp_path):
     # killed while writing ckpt-3: its files exist, the state still names ckpt-2
     assert _kill_inside(out, "state", 3) == 2
     assert not (out / "summary.json").exists()
-    p = subprocess.run(_child(out), cwd=REPO, env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        _child(out), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     result = _result(p.stdout)
     assert result["step"] == result["total"] == 12 and result["resumed"] == 2
@@ -118,8 +134,14 @@ def test_kill_9_during_a_checkpoint_write_then_rerun_completes(tmp_path):
 def test_seven_kills_then_accuracy_within_noise_of_an_uninterrupted_run(tmp_path):
     pytest.importorskip("sklearn")
     common = dict(dataset="digits", epochs=6, spe="auto", batch=64)
-    clean = subprocess.run(_child(tmp_path / "clean", **common), cwd=REPO, env=_env(),
-                           capture_output=True, text=True, timeout=600)
+    clean = subprocess.run(
+        _child(tmp_path / "clean", **common),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert clean.returncode == 0, clean.stderr[-3000:]
     clean = _result(clean.stdout)
     out = tmp_path / "killed"
@@ -132,8 +154,13 @@ def test_seven_kills_then_accuracy_within_noise_of_an_uninterrupted_run(tmp_path
         if fault in ("state", "atomic"):
             steps_seen.append(_kill_inside(out, fault, start + 3, **common))
             continue
-        p = subprocess.Popen(_child(out, **common), cwd=REPO, env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            _child(out, **common),
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.time() + 240
             while time.time() < deadline and p.poll() is None:  # wait for a new checkpoint
@@ -151,32 +178,66 @@ def test_seven_kills_then_accuracy_within_noise_of_an_uninterrupted_run(tmp_path
                 p.wait()
         steps_seen.append(assert_checkpoint_restores(out))
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] < clean["total"], steps_seen
-    final = subprocess.run(_child(out, **common), cwd=REPO, env=_env(), capture_output=True,
-                           text=True, timeout=600)
+    final = subprocess.run(
+        _child(out, **common), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert final.returncode == 0, final.stderr[-3000:]
     final = _result(final.stdout)
     assert final["step"] == final["total"] == clean["total"]
     assert final["resumed"] == steps_seen[-1]
-    print(f"\nrobustness: kill steps {steps_seen}; accuracy uninterrupted "
-          f"{clean['val_accuracy']}, killed 7 times {final['val_accuracy']}")
+    print(
+        f"\nrobustness: kill steps {steps_seen}; accuracy uninterrupted "
+        f"{clean['val_accuracy']}, killed 7 times {final['val_accuracy']}"
+    )
     assert clean["val_accuracy"] > 0.6, clean
     assert abs(final["val_accuracy"] - clean["val_accuracy"]) <= 0.12, (clean, final)
 
 
 # ----------------------------------------------------------------------------- multi-worker
 
+
 def _start_workers(out: Path, steps: int):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):
-        env = _env(TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": i}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "reszoo.train", "resnet20", "synthetic", "--epochs", "1",
-             "--steps-per-epoch", str(steps), "--batch-size", "16", "--precision", "float32",
-             "--strategy", "multi_worker", "--checkpoint-every", "10", "--quiet", "--output",
-             str(out), "--set", "overrides.depths=[1,1,1]", "--set", "steps_per_execution=1"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = _env(
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reszoo.train",
+                    "resnet20",
+                    "synthetic",
+                    "--epochs",
+                    "1",
+                    "--steps-per-epoch",
+                    str(steps),
+                    "--batch-size",
+                    "16",
+                    "--precision",
+                    "float32",
+                    "--strategy",
+                    "multi_worker",
+                    "--checkpoint-every",
+                    "10",
+                    "--quiet",
+                    "--output",
+                    str(out),
+                    "--set",
+                    "overrides.depths=[1,1,1]",
+                    "--set",
+                    "steps_per_execution=1",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 

@@ -20,44 +20,89 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
 from conftest import REPO
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st
+
 from reszoo.errors import ConfigError, DuplicateRegistrationError  # noqa: E402
 from reszoo.registry import FORMAT, Registry  # noqa: E402
 
 BUILTIN = json.loads((REPO / "registry.json").read_text())
 ENTRIES = BUILTIN["models"]
 ENTRY_NAMES = sorted(ENTRIES)
-FIELDS = sorted({field for entry in ENTRIES.values() for field in entry} | {
-    "stem_bias", "preact", "conv_bias", "groups", "base_width", "se_ratio", "dropout",
-    "stochastic_depth", "bn_epsilon", "bn_momentum", "downsample_at", "weights", "name"})
+FIELDS = sorted(
+    {field for entry in ENTRIES.values() for field in entry}
+    | {
+        "stem_bias",
+        "preact",
+        "conv_bias",
+        "groups",
+        "base_width",
+        "se_ratio",
+        "dropout",
+        "stochastic_depth",
+        "bn_epsilon",
+        "bn_momentum",
+        "downsample_at",
+        "weights",
+        "name",
+    }
+)
 SOURCE = "fuzzed document"
 MAX_MESSAGE = 4000  # a message echoing a value must stay readable
 
 
-FAST = dict(max_examples=200, deadline=None, derandomize=True,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SLOW = dict(max_examples=3000, deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = dict(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SLOW = dict(
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # JSON values as json.loads returns them (no ints past 4300 digits; NaN/Infinity parse).
 scalars = st.one_of(
-    st.none(), st.booleans(),
-    st.integers(min_value=-10**40, max_value=10**40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
-    st.sampled_from(["basic", "bottleneck", "cifar", "imagenet", "A", "B", "torch", "3x3",
-                     "first", "", "resnet18", "__import__('os').system('touch PWNED')",
-                     "!!python/object/apply:os.system ['touch PWNED']", "${HOME}", "\x00"]),
+    st.sampled_from(
+        [
+            "basic",
+            "bottleneck",
+            "cifar",
+            "imagenet",
+            "A",
+            "B",
+            "torch",
+            "3x3",
+            "first",
+            "",
+            "resnet18",
+            "__import__('os').system('touch PWNED')",
+            "!!python/object/apply:os.system ['touch PWNED']",
+            "${HOME}",
+            "\x00",
+        ]
+    ),
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=5),
-                               st.dictionaries(st.text(max_size=12), children, max_size=5)),
-    max_leaves=25)
-names = st.one_of(st.sampled_from(ENTRY_NAMES), st.text(max_size=20),
-                  st.from_regex(r"fuzz_[a-z0-9_]{1,12}", fullmatch=True))
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+names = st.one_of(
+    st.sampled_from(ENTRY_NAMES),
+    st.text(max_size=20),
+    st.from_regex(r"fuzz_[a-z0-9_]{1,12}", fullmatch=True),
+)
 
 
 def nested(value, depth: int, kind: str):
@@ -82,12 +127,28 @@ def mutated_entries(draw):
             entry[draw(st.text(max_size=15))] = draw(json_values)
         elif op == "retype" and field in entry:
             value = entry[field]
-            entry[field] = draw(st.sampled_from([
-                str(value), [value], {"value": value}, None, True, 1.5, -1, 0,
-                len(str(value)), float("nan")]))
+            entry[field] = draw(
+                st.sampled_from(
+                    [
+                        str(value),
+                        [value],
+                        {"value": value},
+                        None,
+                        True,
+                        1.5,
+                        -1,
+                        0,
+                        len(str(value)),
+                        float("nan"),
+                    ]
+                )
+            )
         elif op == "nest" and field in entry:
-            entry[field] = nested(entry[field], draw(st.sampled_from([2, 10, 50])),
-                                  draw(st.sampled_from(["list", "dict"])))
+            entry[field] = nested(
+                entry[field],
+                draw(st.sampled_from([2, 10, 50])),
+                draw(st.sampled_from(["list", "dict"])),
+            )
         elif op == "item" and isinstance(entry.get(field), list) and entry[field]:
             i = draw(st.integers(0, len(entry[field]) - 1))
             entry[field][i] = draw(json_values)
@@ -101,24 +162,32 @@ def mutated_documents(draw):
     models = {name: entry}
     if draw(st.booleans()):  # a valid sibling: it must not be registered when the other fails
         models["fuzz_sibling_" + draw(st.sampled_from(ENTRY_NAMES))] = {
-            "extends": draw(st.sampled_from(ENTRY_NAMES)), "depths": [1, 1, 1, 1]}
+            "extends": draw(st.sampled_from(ENTRY_NAMES)),
+            "depths": [1, 1, 1, 1],
+        }
     document = {"format": FORMAT, "models": models}
     if draw(st.integers(0, 9)) == 0:
-        document[draw(st.sampled_from(["format", "models", "$comment", "extra"]))] = \
-            draw(json_values)
+        document[draw(st.sampled_from(["format", "models", "$comment", "extra"]))] = draw(
+            json_values
+        )
     return document
 
 
 random_documents = st.one_of(
     json_values,
-    st.fixed_dictionaries({"format": st.one_of(st.just(FORMAT), json_values),
-                           "models": st.one_of(
-                               json_values,
-                               st.dictionaries(names, json_values, min_size=1, max_size=4))}),
+    st.fixed_dictionaries(
+        {
+            "format": st.one_of(st.just(FORMAT), json_values),
+            "models": st.one_of(
+                json_values, st.dictionaries(names, json_values, min_size=1, max_size=4)
+            ),
+        }
+    ),
 )
 
 
 # ----------------------------------------------------------------------------- the property
+
 
 @pytest.fixture(scope="module")
 def registry():
@@ -128,9 +197,12 @@ def registry():
 
 
 def snapshot(registry: Registry) -> dict:
-    return {"models": {name: (config.to_dict(), source)
-                       for name, (config, source) in registry._models.items()},
-            "blocks": dict(registry._blocks)}
+    return {
+        "models": {
+            name: (config.to_dict(), source) for name, (config, source) in registry._models.items()
+        },
+        "blocks": dict(registry._blocks),
+    }
 
 
 def check_load(registry: Registry, document, as_file: bool = False) -> bool | None:
@@ -181,8 +253,7 @@ def test_random_documents_only_raise_config_errors(registry, document, as_file):
 
 @settings(**FAST)
 @given(document=mutated_documents(), as_file=st.booleans())
-def test_mutated_real_entries_only_raise_config_errors_and_roll_back(registry, document,
-                                                                     as_file):
+def test_mutated_real_entries_only_raise_config_errors_and_roll_back(registry, document, as_file):
     check_load(registry, document, as_file)
 
 
@@ -202,8 +273,7 @@ def test_deeply_nested_values_are_config_errors(registry, field, depth):
 
 def test_deeply_nested_json_text_is_a_config_error(registry, tmp_path):
     path = tmp_path / "deep.json"
-    path.write_text('{"format": "%s", "models": {"x": %s1%s}}' % (FORMAT, "[" * 100_000,
-                                                                  "]" * 100_000))
+    path.write_text(f'{{"format": "{FORMAT}", "models": {{"x": {"[" * 100_000}1{"]" * 100_000}}}}}')
     with pytest.raises(ConfigError, match="not valid JSON"):
         registry.load_document(path, source=SOURCE)
     for data in (b"\xff\xfe\x00garbage", b""):
@@ -216,9 +286,12 @@ def test_a_fresh_registry_loads_builtins_before_a_document():
     """Registry().load_document(doc) must see the built-in blocks and models (extends)."""
     registry = Registry()
     added = registry.load_document(
-        {"format": FORMAT, "models": {"fresh_child": {"extends": "resnet18",
-                                                      "depths": [1, 1, 1, 1]}}},
-        source=SOURCE)
+        {
+            "format": FORMAT,
+            "models": {"fresh_child": {"extends": "resnet18", "depths": [1, 1, 1, 1]}},
+        },
+        source=SOURCE,
+    )
     assert added == ["fresh_child"]
     assert "resnet18" in registry.names() and "fresh_child" in registry.names()
 
@@ -236,8 +309,10 @@ CODE_STRINGS = [
 
 
 @pytest.mark.parametrize("template", CODE_STRINGS)
-@pytest.mark.parametrize("where", ["description", "family", "block", "extends", "name",
-                                   "field_name", "weights_url", "format"])
+@pytest.mark.parametrize(
+    "where",
+    ["description", "family", "block", "extends", "name", "field_name", "weights_url", "format"],
+)
 def test_code_in_json_is_never_executed(registry, tmp_path, template, where):
     marker = tmp_path / "PWNED"
     code = template.format(marker=marker)
@@ -269,8 +344,11 @@ def test_code_in_json_is_never_executed(registry, tmp_path, template, where):
             assert where in ("description", "family", "weights_url"), where
             config = registry.get(added[0])
             stored = config.to_dict()
-            assert code in (stored["description"], stored["family"],
-                            (stored["weights"] or {}).get("imagenet", {}).get("url"))
+            assert code in (
+                stored["description"],
+                stored["family"],
+                (stored["weights"] or {}).get("imagenet", {}).get("url"),
+            )
             registry._models.pop(added[0])
         assert not marker.exists()
     assert not marker.exists()

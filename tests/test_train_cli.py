@@ -17,8 +17,14 @@ def _cli(*args, env=None, timeout=240):
     e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
     e.pop("TF_CONFIG", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "reszoo.train", *map(str, args)], cwd=ROOT,
-                          env=e, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "reszoo.train", *map(str, args)],
+        cwd=ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _main(*args):
@@ -37,11 +43,14 @@ def test_help_has_examples_and_exit_codes(capsys):
     assert "python -m reszoo.train resnet20 digits" in out and "exit codes" in out
 
 
-@pytest.mark.parametrize("args, env, expected", [
-    (["resnet21", "digits"], {}, "unknown model 'resnet21'"),
-    (["resnet20", "digits", "--epochs", "0"], {}, "--epochs: expected a positive integer"),
-    (["resnet20", "synthetic", "--epochs", "1"], {"TF_CONFIG": "{oops"}, "TF_CONFIG"),
-])
+@pytest.mark.parametrize(
+    "args, env, expected",
+    [
+        (["resnet21", "digits"], {}, "unknown model 'resnet21'"),
+        (["resnet20", "digits", "--epochs", "0"], {}, "--epochs: expected a positive integer"),
+        (["resnet20", "synthetic", "--epochs", "1"], {"TF_CONFIG": "{oops"}, "TF_CONFIG"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, args, env, expected):
     p = _cli(*args, "--output", tmp_path / "run", env=env)
     assert p.returncode == 2, p.stderr
@@ -51,13 +60,16 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, env, expected):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--set", "momentun=0.5"], "did you mean 'momentum'"),
-    (["--set", "novalue"], "key=value"),
-    (["--set", "schedule=linear"], "schedule must be one of"),
-    (["--batch-size", "x"], "--batch-size"),
-    (["--config", "/nonexistent.json"], "config file not found"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--set", "momentun=0.5"], "did you mean 'momentum'"),
+        (["--set", "novalue"], "key=value"),
+        (["--set", "schedule=linear"], "schedule must be one of"),
+        (["--batch-size", "x"], "--batch-size"),
+        (["--config", "/nonexistent.json"], "config file not found"),
+    ],
+)
 def test_bad_options_exit_2_in_process(tmp_path, capsys, args, expected):
     assert _main("resnet20", "synthetic", "--output", tmp_path / "run", *args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -67,11 +79,26 @@ def test_bad_options_exit_2_in_process(tmp_path, capsys, args, expected):
 
 def test_run_resume_refusal_and_export(tmp_path, capsys):
     out = tmp_path / "run"
-    base = ["resnet20", "synthetic", "--epochs", "2", "--steps-per-epoch", "2",
-            "--batch-size", "16", "--precision", "float32", "--output", out, "--quiet", *TINY]
+    base = [
+        "resnet20",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "16",
+        "--precision",
+        "float32",
+        "--output",
+        out,
+        "--quiet",
+        *TINY,
+    ]
     export_dir = tmp_path / "exported"
     try:
         import reszoo.export  # noqa: F401
+
         has_export = True
     except ImportError:
         has_export = False
@@ -101,8 +128,23 @@ def test_run_resume_refusal_and_export(tmp_path, capsys):
 
 
 def test_divergence_exits_1(tmp_path, capsys):
-    code = _main("resnet20", "synthetic", "--epochs", "3", "--steps-per-epoch", "3",
-                 "--batch-size", "16", "--precision", "float32", "--lr", "1e30", "--quiet",
-                 "--output", tmp_path / "run", *TINY)
+    code = _main(
+        "resnet20",
+        "synthetic",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--batch-size",
+        "16",
+        "--precision",
+        "float32",
+        "--lr",
+        "1e30",
+        "--quiet",
+        "--output",
+        tmp_path / "run",
+        *TINY,
+    )
     err = capsys.readouterr().err
     assert code == 1 and "global step" in err and "run failed" in err, err

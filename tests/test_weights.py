@@ -6,9 +6,9 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import run_python
 
 import reszoo
-from conftest import run_python
 
 APPLICATIONS = [
     ("resnet50_v1", "ResNet50", keras.applications.resnet.preprocess_input),
@@ -21,20 +21,29 @@ APPLICATIONS = [
 def randomized_application(builder_name, include_top=True, seed=0):
     """A keras.applications ResNet with random weights, BN statistics included (not just 0/1)."""
     model = getattr(keras.applications, builder_name)(
-        weights=None, include_top=include_top, classifier_activation=None)
+        weights=None, include_top=include_top, classifier_activation=None
+    )
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2, variance.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 2, variance.shape),
+                ]
+            )
     return model
 
 
-@pytest.mark.parametrize("name, builder_name, preprocess", APPLICATIONS,
-                         ids=[a[0] for a in APPLICATIONS])
+@pytest.mark.parametrize(
+    "name, builder_name, preprocess", APPLICATIONS, ids=[a[0] for a in APPLICATIONS]
+)
 def test_converted_keras_applications_weights_compute_the_same_function(
-        name, builder_name, preprocess, tmp_path):
+    name, builder_name, preprocess, tmp_path
+):
     source = randomized_application(builder_name)
     path = tmp_path / f"{builder_name}.h5"
     source.save(path)  # legacy HDF5, the format of Keras's official weight files
@@ -80,12 +89,17 @@ def test_imagenet_download_path_with_a_local_file_standing_in(tmp_path):
     served.parent.mkdir()
     source.save(served)
     digest = hashlib.sha256(served.read_bytes()).hexdigest()
-    spec = {"url": f"file://{served}", "notop_url": f"file://{served}",
-            "notop_file_hash": digest, "layout": "keras.applications.ResNet50"}
+    spec = {
+        "url": f"file://{served}",
+        "notop_url": f"file://{served}",
+        "notop_file_hash": digest,
+        "layout": "keras.applications.ResNet50",
+    }
     images = np.random.default_rng(2).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     np.save(tmp_path / "images.npy", images)
-    expected = keras.ops.convert_to_numpy(source(
-        keras.applications.resnet.preprocess_input(images.copy()), training=False))
+    expected = keras.ops.convert_to_numpy(
+        source(keras.applications.resnet.preprocess_input(images.copy()), training=False)
+    )
     np.save(tmp_path / "expected.npy", expected)
     code = f"""
 import json, os, pathlib, numpy as np, reszoo
@@ -93,8 +107,8 @@ reszoo.register_model("resnet50_local", {{"extends": "resnet50_v1",
                       "weights": {{"imagenet": {json.dumps(spec)}}}}})
 model = reszoo.build("resnet50_local", weights="imagenet", include_top=False,
                      input_shape=(64, 64, 3))
-out = model(np.load({str(tmp_path / 'images.npy')!r}), training=False)
-assert np.abs(np.asarray(out) - np.load({str(tmp_path / 'expected.npy')!r})).max() < 1e-3
+out = model(np.load({str(tmp_path / "images.npy")!r}), training=False)
+assert np.abs(np.asarray(out) - np.load({str(tmp_path / "expected.npy")!r})).max() < 1e-3
 cached = pathlib.Path(os.environ["KERAS_HOME"], "models", {served.name!r})
 assert cached.is_file()
 pathlib.Path({str(served)!r}).unlink()          # the "network" is gone: the cache must serve
@@ -108,7 +122,11 @@ print("ok")
 def test_a_corrupted_download_fails_its_hash_check_with_a_clear_message(tmp_path):
     served = tmp_path / "weights.h5"
     served.write_bytes(b"not the real file")
-    spec = {"url": f"file://{served}", "file_hash": "0" * 64, "layout": "keras.applications.ResNet50"}
+    spec = {
+        "url": f"file://{served}",
+        "file_hash": "0" * 64,
+        "layout": "keras.applications.ResNet50",
+    }
     code = f"""
 import reszoo
 reszoo.register_model("resnet50_bad", {{"extends": "resnet50_v1",

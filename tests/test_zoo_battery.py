@@ -18,25 +18,45 @@ from reszoo.models import count_macs, count_trainable_params
 # Published trainable-parameter counts (torchvision model docs; He et al. 2015 CIFAR option A
 # as implemented by akamaster/pytorch_resnet_cifar10; timm for resnet200, resnet50d, seresnet50).
 PUBLISHED_PARAMS = {
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808, "wide_resnet50_2": 68_883_240,
-    "wide_resnet101_2": 126_886_696, "resnext50_32x4d": 25_028_904,
-    "resnext101_32x8d": 88_791_336, "resnet200": 64_673_832, "resnet50d": 25_576_264,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnet200": 64_673_832,
+    "resnet50d": 25_576_264,
     "seresnet50": 28_088_024,
-    "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
-    "resnet110": 1_727_962, "resnet1202": 19_421_274, "wrn28_10": 36_479_194,
-    "preact_resnet164": 1_703_258, "smallresnet": 43_242,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
+    "wrn28_10": 36_479_194,
+    "preact_resnet164": 1_703_258,
+    "smallresnet": 43_242,
 }
 # keras.applications count_params() (includes BN moving statistics and conv biases).
 KERAS_APPLICATIONS_TOTAL = {"resnet50_v1": 25_636_712, "resnet50_v2": 25_613_800}
 # Published MACs (torchvision docs "GFLOPS" column is MACs; CIFAR numbers from ptflops counts).
-PUBLISHED_MACS = {"resnet50": 4.089e9, "resnet18": 1.814e9, "resnet20": 40.55e6,
-                  "resnet56": 125.5e6}
+PUBLISHED_MACS = {
+    "resnet50": 4.089e9,
+    "resnet18": 1.814e9,
+    "resnet20": 40.55e6,
+    "resnet56": 125.5e6,
+}
 
 # Entries too big for a forward pass in the default (fast) run; their counts are still checked.
-HEAVY = {name for name in reszoo.list_models()
-         if (reszoo.get_config(name)["params"] or 0) > 50_000_000
-         or sum(reszoo.get_config(name)["depths"]) > 100}
+HEAVY = {
+    name
+    for name in reszoo.list_models()
+    if (reszoo.get_config(name)["params"] or 0) > 50_000_000
+    or sum(reszoo.get_config(name)["depths"]) > 100
+}
 ALL_MODELS = reszoo.list_models()
 
 
@@ -103,8 +123,11 @@ def test_every_trainable_weight_gets_a_gradient(name):
         logits = model(images, training=True)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits([0, 1], logits))
     gradients = tape.gradient(loss, model.trainable_weights)
-    missing = [w.path for w, g in zip(model.trainable_weights, gradients)
-               if g is None or not np.any(g.numpy())]
+    missing = [
+        w.path
+        for w, g in zip(model.trainable_weights, gradients)
+        if g is None or not np.any(g.numpy())
+    ]
     assert not missing, f"weights without gradient: {missing[:5]}"
 
 

@@ -90,8 +90,12 @@ def bench_keras(name, size, batch, precision, steps, warmup, num_classes):
         tv, ntv, ov, loss = train_step(tv, ntv, ov, x, y)
     final = float(loss)
     dt = time.perf_counter() - t0
-    return {"images_per_sec": steps * batch / dt, "warmup_s": compile_s, "loss": final,
-            "params": int(model.count_params())}
+    return {
+        "images_per_sec": steps * batch / dt,
+        "warmup_s": compile_s,
+        "loss": final,
+        "params": int(model.count_params()),
+    }
 
 
 def bench_torch(size, batch, steps, warmup, compile_model, num_classes=1000):
@@ -111,7 +115,8 @@ def bench_torch(size, batch, steps, warmup, compile_model, num_classes=1000):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     x = torch.rand(batch, 3, size, size, device=device).contiguous(
-        memory_format=torch.channels_last)
+        memory_format=torch.channels_last
+    )
     y = torch.randint(0, num_classes, (batch,), device=device)
 
     def step():
@@ -132,22 +137,31 @@ def bench_torch(size, batch, steps, warmup, compile_model, num_classes=1000):
         loss = step()
     final = float(loss)  # synchronizes
     dt = time.perf_counter() - t0
-    return {"images_per_sec": steps * batch / dt, "warmup_s": warm, "loss": final,
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "compiled": bool(compile_model)}
+    return {
+        "images_per_sec": steps * batch / dt,
+        "warmup_s": warm,
+        "loss": final,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "compiled": bool(compile_model),
+    }
 
 
 def device_description():
     import jax
+
     devs = jax.devices()
-    return {"jax_devices": [f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in devs],
-            "jax": jax.__version__}
+    return {
+        "jax_devices": [f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in devs],
+        "jax": jax.__version__,
+    }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tiny", action="store_true",
-                   help="CPU smoke test: small batches and images, 2 steps")
+    p.add_argument(
+        "--tiny", action="store_true", help="CPU smoke test: small batches and images, 2 steps"
+    )
     p.add_argument("--precision", default="mixed_bfloat16")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
@@ -164,22 +178,47 @@ def main(argv=None):
     skip = set(filter(None, args.skip.split(",")))
 
     import keras
+
     if keras.backend.backend() != "jax":
         raise SystemExit(f"KERAS_BACKEND must be jax (got {keras.backend.backend()})")
-    info = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "python": platform.python_version(), "keras": keras.__version__,
-            "tensorflow_imported": "tensorflow" in sys.modules, **device_description()}
+    info = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        **device_description(),
+    }
     log("device:", json.dumps(info))
     results = {}
-    jobs = [("reszoo resnet50 (Keras/JAX)", "resnet50",
-             lambda: bench_keras("resnet50", args.r50_size, args.r50_batch, args.precision,
-                                 args.steps, args.warmup, 1000)),
-            ("reszoo resnet20 (Keras/JAX)", "resnet20",
-             lambda: bench_keras("resnet20", 32, args.r20_batch, args.precision,
-                                 args.steps, args.warmup, 10)),
-            ("torchvision resnet50 (PyTorch)", "torch",
-             lambda: bench_torch(args.r50_size, args.r50_batch, args.steps, args.warmup,
-                                 args.torch_compile))]
+    jobs = [
+        (
+            "reszoo resnet50 (Keras/JAX)",
+            "resnet50",
+            lambda: bench_keras(
+                "resnet50",
+                args.r50_size,
+                args.r50_batch,
+                args.precision,
+                args.steps,
+                args.warmup,
+                1000,
+            ),
+        ),
+        (
+            "reszoo resnet20 (Keras/JAX)",
+            "resnet20",
+            lambda: bench_keras(
+                "resnet20", 32, args.r20_batch, args.precision, args.steps, args.warmup, 10
+            ),
+        ),
+        (
+            "torchvision resnet50 (PyTorch)",
+            "torch",
+            lambda: bench_torch(
+                args.r50_size, args.r50_batch, args.steps, args.warmup, args.torch_compile
+            ),
+        ),
+    ]
     for label, key, job in jobs:
         if key in skip:
             continue
@@ -193,17 +232,24 @@ def main(argv=None):
     log("")
     log("| model | batch | input | precision | img/s | warm-up s |")
     log("|---|---|---|---|---|---|")
-    shapes = {"reszoo resnet50 (Keras/JAX)": (args.r50_batch, args.r50_size, args.precision),
-              "reszoo resnet20 (Keras/JAX)": (args.r20_batch, 32, args.precision),
-              "torchvision resnet50 (PyTorch)": (args.r50_batch, args.r50_size, "bf16 autocast")}
+    shapes = {
+        "reszoo resnet50 (Keras/JAX)": (args.r50_batch, args.r50_size, args.precision),
+        "reszoo resnet20 (Keras/JAX)": (args.r20_batch, 32, args.precision),
+        "torchvision resnet50 (PyTorch)": (args.r50_batch, args.r50_size, "bf16 autocast"),
+    }
     for label, r in results.items():
         b, s, prec = shapes[label]
-        ips = f"{r['images_per_sec']:,.0f}" if "images_per_sec" in r else \
-            r.get("skipped") or r.get("error")
+        ips = (
+            f"{r['images_per_sec']:,.0f}"
+            if "images_per_sec" in r
+            else r.get("skipped") or r.get("error")
+        )
         warm = f"{r['warmup_s']:.0f}" if "warmup_s" in r else "-"
         log(f"| {label} | {b} | {s}x{s} | {prec} | {ips} | {warm} |")
-    log("Anchors: stock PyTorch ResNet-50, one H100 ~2,790 img/s; NVIDIA TF ResNet-50, one A100 "
-        "2,375 img/s (mixed precision, XLA).")
+    log(
+        "Anchors: stock PyTorch ResNet-50, one H100 ~2,790 img/s; NVIDIA TF ResNet-50, one A100 "
+        "2,375 img/s (mixed precision, XLA)."
+    )
     log(f"TensorFlow imported: {info['tensorflow_imported']}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

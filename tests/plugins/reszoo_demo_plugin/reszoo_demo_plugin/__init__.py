@@ -18,15 +18,30 @@ class TripleConvBlock(ResidualBlock):
     expansion = 2
 
     def branch_spec(self):
-        return [(self.filters, 3, self.strides, 1), (self.filters, 3, 1, 1),
-                (self.filters * self.expansion, 3, 1, 1)]
+        return [
+            (self.filters, 3, self.strides, 1),
+            (self.filters, 3, 1, 1),
+            (self.filters * self.expansion, 3, 1, 1),
+        ]
 
 
 def register():
     reszoo.register_block("triple_conv", TripleConvBlock)
-    reszoo.register_model("demo_triple_net", {
-        "family": "demo", "description": "reszoo-demo-plugin's three-conv network",
-        "block": "triple_conv", "depths": [1, 1], "widths": [8, 16], "strides": [1, 2],
-        "stem": "cifar", "stem_width": 8, "input_shape": [32, 32, 3], "num_classes": 10,
-        "preprocessing": "cifar", "params": 13010, "macs": 5202240,
-    })
+    reszoo.register_model(
+        "demo_triple_net",
+        {
+            "family": "demo",
+            "description": "reszoo-demo-plugin's three-conv network",
+            "block": "triple_conv",
+            "depths": [1, 1],
+            "widths": [8, 16],
+            "strides": [1, 2],
+            "stem": "cifar",
+            "stem_width": 8,
+            "input_shape": [32, 32, 3],
+            "num_classes": 10,
+            "preprocessing": "cifar",
+            "params": 13010,
+            "macs": 5202240,
+        },
+    )
