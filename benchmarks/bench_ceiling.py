@@ -25,7 +25,7 @@ import common
 import tensorflow as tf
 
 import reszoo
-from reszoo.devices import select_precision
+from reszoo.training.devices import select_precision
 
 
 def matmul_gflops(n, dtype, reps):

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 import reszoo
-from reszoo.export import export
+from reszoo.serving import export
 
 SIZES = {"resnet20": 32, "resnet50": 224}
 

@@ -169,7 +169,7 @@ class Runner:
             options[k] = json.loads(v)
         precision = "float32" if base == "reszoo_f32" else "auto"
         # the first executed chunk (steps_per_execution steps) holds the tracing: all warm-up
-        from reszoo import recipes
+        from reszoo.training import recipes
 
         k = int(options.get("steps_per_execution", recipes.defaults()["steps_per_execution"]))
         warm = -(-warmup // k) * k

@@ -32,13 +32,15 @@ SHARED_NOTE = (
 
 
 def cpu_model() -> str:
-    from reszoo.devices import cpu_name  # the same description fit writes into summary.json
+    from reszoo.training.devices import (
+        cpu_name,
+    )  # the same description fit writes into summary.json
 
     return cpu_name()
 
 
 def cpu_flags() -> set:
-    from reszoo.devices import cpu_flags as flags
+    from reszoo.training.devices import cpu_flags as flags
 
     return flags()
 

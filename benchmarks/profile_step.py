@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 import reszoo
-import reszoo.fit as rfit
-from reszoo import recipes
+import reszoo.training.trainer as rfit
+from reszoo.training import recipes
 
 TRACED_STEPS = 3
 

@@ -43,11 +43,11 @@ __all__ = [
 def __getattr__(name):
     # fit and export need TensorFlow: import it only when they are used.
     if name == "fit":
-        from reszoo.fit import fit
+        from reszoo.training import fit
 
         return fit
     if name == "export":
-        from reszoo.export import export
+        from reszoo.serving import export
 
         return export
     raise AttributeError(f"module 'reszoo' has no attribute {name!r}")

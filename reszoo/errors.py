@@ -47,3 +47,19 @@ class CheckpointWriteError(RunFailedError):
 
 class WorkerLostError(RunFailedError):
     """Another worker of a multi-worker run died or stopped answering."""
+
+
+# Lines TensorFlow puts before the message that matters in a graph-mode error.
+_NOISE_PREFIXES = ("Graph execution error", "Detected at node", "File ")
+_MAX_MESSAGE = 2000
+
+
+def first_line(error: BaseException) -> str:
+    """The one line of an error worth showing a user: the first line that is not TensorFlow's
+    graph-execution preamble, whitespace collapsed, bounded in length. Every CLI and every
+    wrapped error reports through this, so messages are one line everywhere."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [" ".join(line.split()) for line in str(text).splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if not line.startswith(_NOISE_PREFIXES)]
+    return (useful or lines or [type(error).__name__])[0][:_MAX_MESSAGE]

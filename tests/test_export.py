@@ -25,8 +25,9 @@ tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 import reszoo  # noqa: E402
-from reszoo import export as export_module  # noqa: E402
+from reszoo.cli import main_for  # noqa: E402
 from reszoo.errors import ExportError  # noqa: E402
+from reszoo.serving import exporter as export_module  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "export_client.py"
@@ -503,7 +504,7 @@ def test_cli_bad_input_exit_2_one_line(argv, message, tmp_path, capsys, small_mo
         "names": tmp_path / "names.txt",
         "missing": tmp_path / "no_such_run",
     }
-    code = export_module.main([a.format(**values) for a in argv])
+    code = main_for("export", [a.format(**values) for a in argv])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("reszoo.export: error: "), err
@@ -511,11 +512,14 @@ def test_cli_bad_input_exit_2_one_line(argv, message, tmp_path, capsys, small_mo
     assert not (tmp_path / "out").exists()
 
 
-def test_reszoo_export_is_callable_either_way(small_model, tmp_path):
-    import reszoo.export as module
+def test_reszoo_fit_and_export_stay_functions_after_the_cli_and_packages_are_imported():
+    import reszoo.serving
+    import reszoo.train  # noqa: F401
+    import reszoo.training
+    import reszoo.training.trainer  # noqa: F401
 
-    assert callable(reszoo.export) and callable(module)
-    assert module.export is export_module.export
+    assert reszoo.export is reszoo.serving.export is export_module.export
+    assert reszoo.fit is reszoo.training.fit is reszoo.training.trainer.fit
 
 
 @pytest.mark.parametrize("family,name", sorted(families().items()))

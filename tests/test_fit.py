@@ -21,8 +21,8 @@ from conftest import free_ports
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"depths": [1, 1, 1]}
 
-from reszoo import recipes  # noqa: E402  (pure Python, no TensorFlow)
 from reszoo.errors import ConfigError, TrainingError  # noqa: E402
+from reszoo.training import recipes  # noqa: E402  (pure Python, no TensorFlow)
 
 
 def _env(**extra):
@@ -58,7 +58,7 @@ def _dataset(n=128, batch=32, classes=2, seed=0, poison_batch=None):
 
 
 def _fit(*args, **kwargs):
-    from reszoo.fit import fit
+    from reszoo.training.trainer import fit
 
     kwargs.setdefault("precision", "float32")
     kwargs.setdefault("overrides", TINY)
@@ -128,7 +128,7 @@ def test_recipes_layers_scaling_and_validation(tmp_path):
 
 
 def test_lr_schedule_warmup_cosine_steps():
-    from reszoo.fit import LRSchedule
+    from reszoo.training.trainer import LRSchedule
 
     s = LRSchedule(0.1, total_steps=100, warmup_steps=10, kind="cosine")
     assert float(s(0)) == pytest.approx(0.01)
@@ -140,10 +140,9 @@ def test_lr_schedule_warmup_cosine_steps():
 
 
 def test_precision_and_strategy_selection(monkeypatch):
-    from reszoo import devices
-    from reszoo import fit as F  # the callable module
+    import reszoo.training.trainer as fitmod
+    from reszoo.training import devices
 
-    fitmod = sys.modules["reszoo.fit"]
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert fitmod.select_precision("auto")[0] == "mixed_bfloat16"
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2"})
@@ -157,7 +156,6 @@ def test_precision_and_strategy_selection(monkeypatch):
     monkeypatch.delenv("TF_CONFIG")
     strategy, name = fitmod.select_strategy("auto")
     assert name == "default" and strategy.num_replicas_in_sync == 1
-    assert callable(F)
 
 
 # --------------------------------------------------------------------------- fit in-process
@@ -168,7 +166,7 @@ def test_fit_writes_run_directory_and_resumes(tmp_path):
     import tensorflow as tf
 
     import reszoo
-    from reszoo.fit import make_checkpoint
+    from reszoo.training.trainer import make_checkpoint
 
     out = tmp_path / "run"
     before = keras.config.dtype_policy().name
@@ -296,7 +294,7 @@ def test_nan_loss_stops_naming_the_step_and_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
 
     import reszoo
-    from reszoo.fit import DivergedError, load_checkpoint_weights
+    from reszoo.training.trainer import DivergedError, load_checkpoint_weights
 
     out = tmp_path / "run"
     # 4 batches per epoch; the 4th is NaN: global step 4 diverges, checkpoints exist at 2
@@ -418,7 +416,7 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from reszoo.errors import ConfigError
-from reszoo.fit import fit
+from reszoo.training.trainer import fit
 rng = np.random.RandomState(0)
 x = rng.uniform(0, 255, (128, 32, 32, 3)).astype("float32")
 y = (x[..., 0].mean(axis=(1, 2)) > 127.5).astype("int32")
@@ -448,7 +446,7 @@ def test_mirrored_strategy_on_two_logical_cpus():
 WORKER = """
 import json, os, sys
 import numpy as np
-from reszoo.fit import fit
+from reszoo.training.trainer import fit
 out, weights_file = sys.argv[1], sys.argv[2]
 r = fit("resnet20", "synthetic", epochs=2, steps_per_epoch=3, batch_size=16, precision="float32",
         overrides={"depths": [1, 1, 1]}, output_dir=out, checkpoint_every=2, verbose=0)
@@ -507,7 +505,7 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
 
 KILLABLE = """
 import sys, time, keras
-from reszoo.fit import fit
+from reszoo.training.trainer import fit
 class Slow(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         time.sleep(float(sys.argv[2]))

@@ -40,7 +40,7 @@ TINY_SET = ["--set", "overrides.depths=[1,1,1]"]
 
 
 def _fit(*args, **kwargs):
-    from reszoo.fit import fit
+    from reszoo.training.trainer import fit
 
     kwargs.setdefault("precision", "float32")
     kwargs.setdefault("overrides", TINY)
@@ -120,7 +120,7 @@ def _full_disk_on(call_number, error, partial=True):
     ids=["OSError-ENOSPC", "tf-ResourceExhausted"],
 )
 def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
-    from reszoo.fit import CheckpointWriteError, RunFailedError
+    from reszoo.training.trainer import CheckpointWriteError, RunFailedError
 
     run = tmp_path / "run"
     save, calls = _full_disk_on(2, error)
@@ -150,7 +150,7 @@ def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
 
 def test_full_disk_when_writing_model_keras_and_summary(tmp_path, monkeypatch):
     from reszoo.errors import CheckpointWriteError
-    from reszoo.rundir import write_json as _write_json
+    from reszoo.training.rundir import write_json as _write_json
 
     run = tmp_path / "run"
     original = keras.Model.save
@@ -608,8 +608,11 @@ EXPORT_BAD = [
 
 @pytest.mark.parametrize("args, message", EXPORT_BAD, ids=[" ".join(a) for a, _ in EXPORT_BAD])
 def test_export_cli_bad_value_exits_2_with_one_line(args, message, tmp_path, capsys):
-    from reszoo.export import main
+    from functools import partial
 
+    from reszoo.cli import main_for
+
+    main = partial(main_for, "export")
     (tmp_path / "file").write_text("a\n")
     (tmp_path / "bad.json").write_text("[")
     (tmp_path / "dict.json").write_text('{"a": 1}')
@@ -668,7 +671,11 @@ def test_cli_processes_print_one_line_without_tensorflow_noise(tmp_path):
 def test_existing_run_and_export_version_are_never_overwritten(tmp_path, capsys):
     """Files keep their bytes and mtimes when a run directory of another config or an existing
     export version is refused (the same config resumes: tests/test_train_cli.py)."""
-    from reszoo.export import main as export_main
+    from functools import partial
+
+    from reszoo.cli import main_for
+
+    export_main = partial(main_for, "export")
     from reszoo.train import main as train_main
 
     run, exported = tmp_path / "run", tmp_path / "exported"

@@ -97,7 +97,7 @@ def test_run_resume_refusal_and_export(tmp_path, capsys):
     ]
     export_dir = tmp_path / "exported"
     try:
-        import reszoo.export  # noqa: F401
+        import reszoo.serving  # noqa: F401
 
         has_export = True
     except ImportError:

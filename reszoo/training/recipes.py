@@ -24,13 +24,11 @@ import math
 import os
 
 from reszoo.errors import ConfigError, TrainingError
+from reszoo.paths import uncreatable_reason
+from reszoo.training.choices import OPTIMIZERS, PRECISIONS, SCHEDULES, STRATEGIES
 
 _RECIPES = None
 
-SCHEDULES = ("cosine", "steps", "constant")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 # Families whose models are the CIFAR-style ResNets (also recognised by a small input).
 CIFAR_FAMILIES = (
@@ -370,7 +368,7 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
-def _jsonable(value):
+def jsonable(value):
     return json.loads(
         json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
     )
@@ -378,32 +376,12 @@ def _jsonable(value):
 
 def config_differences(old: dict, new: dict) -> list:
     """Keys (outside RESUMABLE_CHANGES) whose values differ between two config.json dicts."""
-    old, new = _jsonable(old), _jsonable(new)
+    old, new = jsonable(old), jsonable(new)
     return [
         k
         for k in sorted(set(old) | set(new))
         if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
     ]
-
-
-def uncreatable_reason(path) -> str | None:
-    """Why directory ``path`` cannot be created (a parent is a file or not writable), or None.
-    Checked before any work so a bad --output / export directory fails at once, not after
-    training."""
-    path = os.path.abspath(os.fspath(path))
-    parent = path
-    while not os.path.exists(parent):
-        up = os.path.dirname(parent)
-        if up == parent:
-            return None
-        parent = up
-    if parent == path:
-        return None
-    if not os.path.isdir(parent):
-        return f"{parent} is a file, not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable"
-    return None
 
 
 def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
@@ -443,8 +421,7 @@ def check_output_dir(output_dir, cfg, *, partial=False) -> bool:
     diffs = config_differences(old, cfg)
     if diffs:
         shown = "; ".join(
-            f"{k}: {json.dumps(_jsonable(old.get(k)))} there, "
-            f"{json.dumps(_jsonable(cfg.get(k)))} now"
+            f"{k}: {json.dumps(jsonable(old.get(k)))} there, {json.dumps(jsonable(cfg.get(k)))} now"
             for k in diffs[:3]
         )
         more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""

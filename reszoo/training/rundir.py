@@ -16,15 +16,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reszoo.errors import CheckpointWriteError
-from reszoo.recipes import _jsonable
+from reszoo.errors import CheckpointWriteError, first_line
+from reszoo.training.recipes import jsonable
 
 
 def write_json(path, value):
     tmp = path + ".tmp"
     try:
         with open(tmp, "w") as f:
-            json.dump(_jsonable(value), f, indent=2, sort_keys=True)
+            json.dump(jsonable(value), f, indent=2, sort_keys=True)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:  # a full disk leaves the old file, never a truncated one
@@ -40,17 +40,6 @@ def remove_quietly(path):
             os.remove(path)
     except OSError:
         pass
-
-
-def first_line(error) -> str:
-    text = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    useful = [
-        line
-        for line in lines
-        if not line.startswith(("Graph execution error", "Detected at node", "File "))
-    ]
-    return (useful or lines or [type(error).__name__])[0][:300]
 
 
 def checkpoint_failure(directory, step, error) -> str:

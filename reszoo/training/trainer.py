@@ -37,21 +37,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reszoo import recipes, rundir
-from reszoo._callable import make_module_callable
-from reszoo.devices import describe_device, is_chief, select_precision, select_strategy  # noqa: F401
 from reszoo.errors import (
     CheckpointWriteError,
     ConfigError,
-    DataError,  # noqa: F401
+    DataError,
     DivergedError,
     ReszooError,
     TrainingError,
     WorkerLostError,
+    first_line,
 )
-from reszoo.recipes import (
-    check_output_dir,  # noqa: F401
-)
+from reszoo.training import recipes, rundir
+from reszoo.training.devices import describe_device, is_chief, select_precision, select_strategy
+from reszoo.training.recipes import check_output_dir
 
 CONFIG_VERSION = recipes.CONFIG_VERSION
 
@@ -902,7 +900,7 @@ def _loop(
         raise WorkerLostError(
             f"another worker of the {cfg['num_replicas']}-replica multi-worker run died or "
             f"stopped answering near global step {step} ({type(e).__name__}: "
-            f"{rundir.first_line(e)}); restart every worker with the same command to resume from "
+            f"{first_line(e)}); restart every worker with the same command to resume from "
             + (last or "the start (no checkpoint yet)")
         ) from e
     except BaseException:
@@ -973,7 +971,3 @@ def _loop(
         output_dir=output_dir,
         is_chief=chief,
     )
-
-
-# ``reszoo.fit(...)`` keeps working once this submodule shadows the lazy function (_callable.py).
-make_module_callable(__name__, "fit")

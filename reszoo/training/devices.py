@@ -15,8 +15,8 @@ import platform
 
 import tensorflow as tf
 
-from reszoo import recipes
 from reszoo.errors import ConfigError, TrainingError
+from reszoo.training.choices import PRECISIONS, STRATEGIES
 
 
 def _parse_tf_config():
@@ -66,9 +66,9 @@ def select_strategy(spec="auto"):
     "multi_worker", "tpu" or a tf.distribute.Strategy."""
     if isinstance(spec, tf.distribute.Strategy):
         return spec, type(spec).__name__
-    if spec not in recipes.STRATEGIES:
+    if spec not in STRATEGIES:
         raise ConfigError(
-            f"strategy must be one of {', '.join(recipes.STRATEGIES)} or a "
+            f"strategy must be one of {', '.join(STRATEGIES)} or a "
             f"tf.distribute.Strategy, got {spec!r}"
         )
     tf_config = _parse_tf_config()
@@ -134,10 +134,8 @@ def cpu_name() -> str:
 def select_precision(spec="auto", strategy=None):
     """(policy name, reason). See the module docstring for the rule."""
     if spec != "auto":
-        if spec not in recipes.PRECISIONS:
-            raise ConfigError(
-                f"precision must be one of {', '.join(recipes.PRECISIONS)}, got {spec!r}"
-            )
+        if spec not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {spec!r}")
         return spec, "requested"
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16", "TPU"

@@ -1,0 +1,1 @@
+"""One module per `reszoo` subcommand (the table is reszoo.cli.COMMANDS)."""
