@@ -4,8 +4,8 @@
     model = reszoo.build("resnet50")           # a keras.Model, pixels 0..255 in, logits out
     reszoo.list_models("resnet*")
 
-Importing reszoo (and building models) does not import TensorFlow; `fit` and `export` do, when
-first used.
+Importing reszoo (and building models) imports Keras but not TensorFlow itself (Keras does, when
+TensorFlow is its backend); `fit` and `export` do, when first used.
 """
 
 from reszoo.errors import (
@@ -17,7 +17,14 @@ from reszoo.errors import (
     TrainingError,
     UnknownModelError,
 )
+from reszoo.startup import import_quietly as _import_quietly
 from reszoo.zoo import build, get_config, list_models, register_block, register_model
+
+# Every serializable reszoo class registers itself with Keras when its module is imported, and
+# Keras finds only registered classes when it loads a .keras file: importing them here makes
+# `import reszoo; keras.saving.load_model("runs/.../model.keras")` work. They use only keras and
+# keras.ops, so TensorFlow comes in only when it is Keras's backend (quietly: reszoo/startup.py).
+_import_quietly("reszoo.batchnorm", "reszoo.layers")
 
 __version__ = "0.1.0"
 

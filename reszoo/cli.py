@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from reszoo.errors import ReszooError, RunFailedError, first_line
+from reszoo.startup import import_quietly as import_modules_quietly
 
 # subcommand -> module under reszoo.commands
 COMMANDS = {
@@ -64,22 +64,9 @@ positive_float = number(float, 0.0, False, "a positive number")
 
 
 def import_quietly():
-    """Import TensorFlow and Keras with their C++ start-up log lines (written before absl
-    logging is initialised, whatever TF_CPP_MIN_LOG_LEVEL says) sent to /dev/null, so that a bad
-    argument is reported in one line. RESZOO_TF_LOGS=1 keeps them."""
-    if os.environ.get("RESZOO_TF_LOGS") or "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    """Import TensorFlow and Keras before a command uses them, without their start-up lines on
+    stderr (reszoo/startup.py), so that errors stay one line."""
+    import_modules_quietly("keras", "tensorflow")
 
 
 def command_parser(name: str, prog: str, error_prefix: str) -> tuple[Parser, object]:
