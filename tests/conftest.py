@@ -65,7 +65,7 @@ def assert_checkpoint_restores(run: Path) -> int:
     import tensorflow as tf
 
     import reszoo
-    from reszoo.training.trainer import load_checkpoint_weights
+    from reszoo.training import load_checkpoint_weights
 
     latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
     assert latest is not None, os.listdir(run / "checkpoints")

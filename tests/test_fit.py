@@ -58,7 +58,7 @@ def _dataset(n=128, batch=32, classes=2, seed=0, poison_batch=None):
 
 
 def _fit(*args, **kwargs):
-    from reszoo.training.trainer import fit
+    from reszoo.training import fit
 
     kwargs.setdefault("precision", "float32")
     kwargs.setdefault("overrides", TINY)
@@ -166,7 +166,7 @@ def test_fit_writes_run_directory_and_resumes(tmp_path):
     import tensorflow as tf
 
     import reszoo
-    from reszoo.training.trainer import make_checkpoint
+    from reszoo.training import make_checkpoint
 
     out = tmp_path / "run"
     before = keras.config.dtype_policy().name
@@ -294,7 +294,8 @@ def test_nan_loss_stops_naming_the_step_and_last_checkpoint_loads(tmp_path):
     import tensorflow as tf
 
     import reszoo
-    from reszoo.training.trainer import DivergedError, load_checkpoint_weights
+    from reszoo.errors import DivergedError
+    from reszoo.training import load_checkpoint_weights
 
     out = tmp_path / "run"
     # 4 batches per epoch; the 4th is NaN: global step 4 diverges, checkpoints exist at 2
@@ -416,7 +417,7 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from reszoo.errors import ConfigError
-from reszoo.training.trainer import fit
+from reszoo.training import fit
 rng = np.random.RandomState(0)
 x = rng.uniform(0, 255, (128, 32, 32, 3)).astype("float32")
 y = (x[..., 0].mean(axis=(1, 2)) > 127.5).astype("int32")
@@ -446,7 +447,7 @@ def test_mirrored_strategy_on_two_logical_cpus():
 WORKER = """
 import json, os, sys
 import numpy as np
-from reszoo.training.trainer import fit
+from reszoo.training import fit
 out, weights_file = sys.argv[1], sys.argv[2]
 r = fit("resnet20", "synthetic", epochs=2, steps_per_epoch=3, batch_size=16, precision="float32",
         overrides={"depths": [1, 1, 1]}, output_dir=out, checkpoint_every=2, verbose=0)
@@ -505,7 +506,7 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
 
 KILLABLE = """
 import sys, time, keras
-from reszoo.training.trainer import fit
+from reszoo.training import fit
 class Slow(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         time.sleep(float(sys.argv[2]))

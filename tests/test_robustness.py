@@ -40,7 +40,7 @@ TINY_SET = ["--set", "overrides.depths=[1,1,1]"]
 
 
 def _fit(*args, **kwargs):
-    from reszoo.training.trainer import fit
+    from reszoo.training import fit
 
     kwargs.setdefault("precision", "float32")
     kwargs.setdefault("overrides", TINY)
@@ -120,7 +120,7 @@ def _full_disk_on(call_number, error, partial=True):
     ids=["OSError-ENOSPC", "tf-ResourceExhausted"],
 )
 def test_full_disk_at_checkpoint_time(tmp_path, monkeypatch, error):
-    from reszoo.training.trainer import CheckpointWriteError, RunFailedError
+    from reszoo.errors import CheckpointWriteError, RunFailedError
 
     run = tmp_path / "run"
     save, calls = _full_disk_on(2, error)

@@ -59,7 +59,7 @@ elif mode == "atomic":  # half of the state file's temporary copy written, not r
         return original_write(filename, contents, overwrite)
     file_io.atomic_write_string_to_file = patched_write
 
-from reszoo.training.trainer import fit
+from reszoo.training import fit
 r = fit("resnet20", dataset, epochs=epochs, steps_per_epoch=None if spe == "auto" else int(spe),
         batch_size=batch, precision="float32", overrides={"depths": [1, 1, 1]}, output_dir=out,
         checkpoint_every=1, steps_per_execution=1, verbose=0)
