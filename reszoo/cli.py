@@ -23,6 +23,7 @@ COMMANDS = {
     "summary": "reszoo.commands.summary",
     "train": "reszoo.commands.train",
     "export": "reszoo.commands.export",
+    "experiment": "reszoo.commands.experiment",
 }
 
 
