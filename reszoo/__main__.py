@@ -18,10 +18,12 @@ def _si(value: int | None, unit: str = "") -> str:
 
 
 def zoo_table(pattern: str = "*") -> str:
-    """One row per model: name, family, trainable params, MACs, input, reference accuracy."""
+    """One row per model: name, family, trainable params, MACs, input, reference accuracy,
+    and its default weight tag with that tag's published top-1 at its evaluation size."""
+    from reszoo.weights import default_weights_cell
     from reszoo.zoo import get_config, list_models
 
-    header = ("name", "family", "params", "MACs", "input", "top-1 (dataset)")
+    header = ("name", "family", "params", "MACs", "input", "top-1 (dataset)", "weights top-1@px")
     rows = []
     for name in list_models(pattern):
         config = get_config(name)
@@ -34,6 +36,7 @@ def zoo_table(pattern: str = "*") -> str:
                 _si(config["macs"]),
                 "x".join(map(str, config["input_shape"])),
                 f"{accuracy['top1']:.2f} ({accuracy['dataset']})" if accuracy else "-",
+                default_weights_cell(name),
             )
         )
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
