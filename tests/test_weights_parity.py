@@ -9,7 +9,6 @@ Outputs must agree within 1e-4 of the largest logit.
 """
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
@@ -21,25 +20,13 @@ from timm_reference import (
     relative_difference,
     state_dict_numpy,
 )
+from weights_fixtures import WEIGHTS_JSON, keras_cache, register_with_tag, tag_entry, test_models
 
 import reszoo
-from reszoo.registry import REGISTRY
 from reszoo.weights.download import cache_dir
 
 TOLERANCE = 1e-4
-WEIGHTS_JSON = json.loads(
-    (__import__("pathlib").Path(reszoo.__file__).parent / "weights.json").read_text()
-)
-
-
-@pytest.fixture
-def keras_cache(tmp_path, monkeypatch):
-    """An empty Keras home for this test: get_file and reszoo's cache path both point there."""
-    from keras.src.backend import config
-
-    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
-    (tmp_path / "keras_home").mkdir()
-    return tmp_path / "keras_home" / "models"
+__all__ = ["keras_cache", "test_models"]  # fixtures used by name below
 
 
 def images(size: int, count: int = 2, seed: int = 1) -> np.ndarray:
@@ -95,36 +82,6 @@ def test_resnet50d_default_tag_builds_with_its_preprocessing_and_matches(keras_c
     assert difference <= TOLERANCE
 
 
-def register_test_model(name: str, parent: str, depths: list, served, digest: str) -> None:
-    """A reduced-depth copy of `parent` whose own tag downloads `served` from a file:// URL."""
-    tag = json.loads(
-        json.dumps(
-            WEIGHTS_JSON["models"][parent]["tags"]["tv_in1k"]
-            if "tv_in1k" in WEIGHTS_JSON["models"][parent]["tags"]
-            else next(iter(WEIGHTS_JSON["models"][parent]["tags"].values()))
-        )
-    )
-    tag["files"]["model"] = {
-        "url": served.as_uri(),
-        "file_name": f"{name}.test.safetensors",
-        "sha256": digest,
-    }
-    entry = {
-        "extends": parent,
-        "depths": depths,
-        "weights": {"default": "test", "tags": {"test": tag}},
-    }
-    reszoo.register_model(name, entry)
-
-
-@pytest.fixture
-def test_models():
-    names = []
-    yield names
-    for name in names:
-        REGISTRY._models.pop(name, None)
-
-
 REDUCED = {
     # layout under test -> reduced depths keeping a projection block and a plain block
     "resnet18": [2, 1, 1, 1],  # basic blocks, v1.5
@@ -142,8 +99,8 @@ def test_each_layout_downloads_and_equals_its_reference(layout, keras_cache, tmp
     save_file(state_dict_numpy(reference), str(served))
     digest = hashlib.sha256(served.read_bytes()).hexdigest()
     name = f"test_{layout}_reduced"
-    test_models.append(name)
-    register_test_model(name, layout, REDUCED[layout], served, digest)
+    tag = tag_entry(layout, served.as_uri(), f"{name}.test.safetensors", sha256=digest)
+    register_with_tag(test_models, name, layout, tag, depths=REDUCED[layout])
     mode = reszoo.weights.get_tag(name).preprocessing
     model = reszoo.build(name, weights="imagenet", input_shape=(64, 64, 3))
     assert (keras_cache / f"{name}.test.safetensors").is_file()  # downloaded into the cache
