@@ -78,6 +78,15 @@ def build(
             list(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
         )
     model_config = resolve_config(name, **overrides)
+    if weights is not None:  # a refused tag or a failed download fails before the long build
+        from reszoo.weights.loader import prefetch
+
+        prefetch(
+            model_config,
+            weights,
+            include_top=include_top,
+            num_classes_given=num_classes is not None,
+        )
     model = build_model(
         model_config, REGISTRY.block(model_config.block), include_top=include_top, pooling=pooling
     )

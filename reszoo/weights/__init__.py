@@ -8,7 +8,7 @@ reszoo.weights.freeze_backbone(model, up_to="stage3")
 
 from reszoo.weights.classes import class_names, imagenet_classes, imagenet_synsets
 from reszoo.weights.listing import default_weights_cell, weights_table
-from reszoo.weights.loader import load_torch_state_dict, load_weights, weights_overrides
+from reszoo.weights.loader import load_torch_state_dict, load_weights, prefetch, weights_overrides
 from reszoo.weights.tags import (
     EvalTransform,
     Preprocessing,
@@ -44,6 +44,7 @@ __all__ = [
     "load_torch_state_dict",
     "load_weights",
     "models_with_weights",
+    "prefetch",
     "source_description",
     "unfreeze",
     "weights_inputs",

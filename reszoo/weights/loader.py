@@ -65,23 +65,27 @@ def _classifier(model: keras.Model):
     return next((layer for layer in model.layers if layer.name == CLASSIFIER), None)
 
 
-def skip_classifier(model: keras.Model, source_classes, num_classes_given: bool, what: str) -> bool:
-    """Whether the model gets a fresh head; raises when the sizes disagree and none was asked."""
+def _head_classes(model: keras.Model) -> int | None:
     head = _classifier(model)
-    if head is None:
-        return False  # no classifier to fill: the source's stays unused
-    classes = head.units
-    if source_classes == classes:
-        return False
+    return None if head is None else head.units
+
+
+def skip_classifier(
+    model_name: str, classes: int | None, source_classes, num_classes_given: bool, what: str
+) -> bool:
+    """Whether a model whose head has `classes` outputs (None: no head) gets a fresh head;
+    raises when the sizes disagree and no new size was asked for."""
+    if classes is None or source_classes == classes:
+        return False  # no classifier to fill (the source's stays unused), or it fits
     if num_classes_given:
         return True
     if source_classes is None:
         raise ConfigError(
-            f"{model.name}: {what} has no classifier; pass include_top=False, or "
+            f"{model_name}: {what} has no classifier; pass include_top=False, or "
             f"num_classes=N for a freshly initialised N-class head"
         )
     raise ConfigError(
-        f"{model.name}: {what} has a {source_classes}-class classifier but the model has "
+        f"{model_name}: {what} has a {source_classes}-class classifier but the model has "
         f"{classes} classes; pass num_classes={source_classes} to load it, num_classes=N for a "
         f"freshly initialised N-class head, or include_top=False"
     )
@@ -98,8 +102,7 @@ def absent_owners(model: keras.Model, config: ModelConfig) -> set[str]:
     return full - present
 
 
-def _tag_source(model, config: ModelConfig, tag: WeightTag, wants_top: bool, block_class):
-    role = "model" if tag.format == "safetensors" else ("top" if wants_top else "notop")
+def _tag_source(tag: WeightTag, role: str):
     path = fetch(tag.file(role))
     description = f"weights {tag.name} ({path})"
     try:
@@ -112,12 +115,32 @@ def _tag_source(model, config: ModelConfig, tag: WeightTag, wants_top: bool, blo
         raise ConfigError(discard(path, str(error))) from None
 
 
-def _load_tag(model, config, weights: str, num_classes_given: bool, block_class) -> None:
+def _checked_tag(config: ModelConfig, weights: str, classes, num_classes_given: bool):
+    """The tag, its fresh-head decision and the file role to fetch, after every offline check."""
     tag = get_tag(config.name, weights)
     _check_architecture(config, tag)
-    fresh = skip_classifier(model, tag.num_classes, num_classes_given, f"weights {tag.name!r}")
-    wants_top = _classifier(model) is not None and not fresh
-    source, scheme = _tag_source(model, config, tag, wants_top, block_class)
+    fresh = skip_classifier(
+        config.name, classes, tag.num_classes, num_classes_given, f"weights {tag.name!r}"
+    )
+    wants_top = classes is not None and not fresh
+    role = "model" if tag.format == "safetensors" else ("top" if wants_top else "notop")
+    return tag, fresh, role
+
+
+def prefetch(config: ModelConfig, weights, *, include_top: bool, num_classes_given: bool) -> None:
+    """Check a tag and download its file before the model is built, so a missing network or a
+    refused tag fails at once instead of after a long build. Files need nothing here."""
+    if not is_tag_name(config.name, weights):
+        return
+    classes = config.num_classes if include_top else None
+    tag, _, role = _checked_tag(config, weights, classes, num_classes_given)
+    fetch(tag.file(role))
+
+
+def _load_tag(model, config, weights: str, num_classes_given: bool) -> None:
+    classes = _head_classes(model)
+    tag, fresh, role = _checked_tag(config, weights, classes, num_classes_given)
+    source, scheme = _tag_source(tag, role)
     _fill(model, config, source, scheme, fresh)
 
 
@@ -133,7 +156,7 @@ def load_weights(
 
     block_class = REGISTRY.block(config.block)
     if is_tag_name(config.name, weights):
-        _load_tag(model, config, weights, num_classes_given, block_class)
+        _load_tag(model, config, weights, num_classes_given)
         return
     if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
         if weights == DEFAULT_ALIAS:
@@ -146,7 +169,7 @@ def load_weights(
     source, scheme = files.read_file(Path(weights), config, block_class)
     classes = source.classifier_rows(scheme.classifier)
     what = f"weight file {str(weights)!r}"
-    fresh = skip_classifier(model, classes, num_classes_given, what)
+    fresh = skip_classifier(model.name, _head_classes(model), classes, num_classes_given, what)
     _fill(model, config, source, scheme, fresh)
 
 
