@@ -306,24 +306,14 @@ def _check_accuracy(check: _FieldChecker) -> dict | None:
 
 
 def _check_weights(check: _FieldChecker) -> dict | None:
+    """A plugin entry's own weight tags, in reszoo/weights.json's per-model shape."""
     weights = check.optional_dict("weights")
     if weights is None:
         return None
-    allowed = {"url", "notop_url", "file_hash", "notop_file_hash", "layout"}
-    for tag, spec in weights.items():
-        if (
-            not isinstance(spec, dict)
-            or not set(spec) <= allowed
-            or not all(isinstance(value, str) for value in spec.values())
-            or "url" not in spec
-            or "layout" not in spec
-        ):
-            raise check.fail(
-                "weights",
-                f'entry {tag!r} must map to {{"url", "layout"[, "notop_url", "file_hash", '
-                f'"notop_file_hash"]}} with string values',
-            )
-    return {tag: dict(spec) for tag, spec in weights.items()}
+    from reszoo.weights.tags import parse_model_weights
+
+    parse_model_weights("registry entry", check.name, weights)
+    return weights
 
 
 def _check_consistency(config: ModelConfig, check: _FieldChecker) -> None:

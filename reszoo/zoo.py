@@ -60,12 +60,17 @@ def build(
     """A ready keras.Model for a zoo name, taking RGB pixels 0..255 and returning float32 logits.
 
     `num_classes`, `input_shape` and any architecture field (`depths=[2, 2, 2]`, `se_ratio=0.25`)
-    override the registered config. `weights` is "imagenet" (downloads Keras's official file for
-    the keras.applications-layout models) or a path to a reszoo .weights.h5 or keras.applications
-    .h5 file.
+    override the registered config. `weights` is a weight tag of the model ("imagenet" = its
+    default; `reszoo.weights.list_tags(name)`) or a file (.safetensors in timm naming,
+    keras.applications .h5 / .weights.h5, reszoo .weights.h5). With `num_classes` different from
+    the weights' classifier, everything but the classifier loads and the head is fresh.
     """
     from reszoo.models import build_model
 
+    if weights is not None and "preprocessing" not in overrides:
+        from reszoo.weights import weights_overrides
+
+        overrides.update(weights_overrides(name, weights))
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if input_shape is not None:
@@ -73,11 +78,20 @@ def build(
             list(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
         )
     model_config = resolve_config(name, **overrides)
+    if weights is not None:  # a refused tag or a failed download fails before the long build
+        from reszoo.weights.loader import prefetch
+
+        prefetch(
+            model_config,
+            weights,
+            include_top=include_top,
+            num_classes_given=num_classes is not None,
+        )
     model = build_model(
         model_config, REGISTRY.block(model_config.block), include_top=include_top, pooling=pooling
     )
     if weights is not None:
         from reszoo.weights import load_weights
 
-        load_weights(model, model_config, weights, include_top=include_top)
+        load_weights(model, model_config, weights, num_classes_given=num_classes is not None)
     return model

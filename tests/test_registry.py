@@ -193,11 +193,23 @@ def test_cli_list_prints_the_zoo_table():
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["name", "family", "params", "MACs", "input", "top-1", "(dataset)"]
+    assert lines[0].split() == [
+        "name",
+        "family",
+        "params",
+        "MACs",
+        "input",
+        "top-1",
+        "(dataset)",
+        "weights",
+        "top-1@px",
+    ]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"resnet50", "resnet50_v1", "resnet50_v2", "resnet50d", "resnet56"}
     assert rows["resnet50"][1:5] == ["resnet", "25.56M", "4.09G", "224x224x3"]
     assert rows["resnet50"][5] == "76.13"
+    assert rows["resnet50"][7:] == ["a1_in1k", "81.24@288"]  # timm results-imagenet.csv
+    assert rows["resnet56"][7:] == ["-"]
 
 
 def test_cli_list_with_no_match_exits_2():

@@ -12,7 +12,8 @@ EPILOG = """\
 examples:
   reszoo list
   reszoo list 'resnet*'
-  reszoo list '*wide*'"""
+  reszoo list '*wide*'
+  reszoo list resnet50 --weights      # every weight tag: source, licence, top-1, eval transform"""
 
 
 def add_arguments(parser):
@@ -21,6 +22,9 @@ def add_arguments(parser):
         nargs="?",
         default="*",
         help="shell-style wildcard, e.g. 'resnet*' (default: every model)",
+    )
+    parser.add_argument(
+        "--weights", action="store_true", help="list every weight tag of the matching models"
     )
 
 
@@ -34,10 +38,12 @@ def _si(value: int | None, unit: str = "") -> str:
 
 
 def zoo_table(pattern: str = "*") -> str:
-    """One row per model: name, family, trainable params, MACs, input, reference accuracy."""
+    """One row per model: name, family, trainable params, MACs, input, reference accuracy,
+    and its default weight tag with that tag's published top-1 at its evaluation size."""
+    from reszoo.weights import default_weights_cell
     from reszoo.zoo import get_config, list_models
 
-    header = ("name", "family", "params", "MACs", "input", "top-1 (dataset)")
+    header = ("name", "family", "params", "MACs", "input", "top-1 (dataset)", "weights top-1@px")
     rows = []
     for name in list_models(pattern):
         config = get_config(name)
@@ -50,6 +56,7 @@ def zoo_table(pattern: str = "*") -> str:
                 _si(config["macs"]),
                 "x".join(map(str, config["input_shape"])),
                 f"{accuracy['top1']:.2f} ({accuracy['dataset']})" if accuracy else "-",
+                default_weights_cell(name),
             )
         )
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
@@ -62,8 +69,15 @@ def zoo_table(pattern: str = "*") -> str:
 
 
 def run(args) -> int:
-    table = zoo_table(args.pattern)
+    if args.weights:
+        from reszoo.weights import weights_table
+
+        table = weights_table(args.pattern)
+    else:
+        table = zoo_table(args.pattern)
     if table.count("\n") < 2:
+        if args.weights:
+            raise ReszooError(f"no model matching {args.pattern!r} has weight tags")
         raise ReszooError(f"no model matches {args.pattern!r}")
     print(table)
     return 0
