@@ -24,7 +24,9 @@ def get_config(name: str) -> dict[str, Any]:
 def resolve_config(name: str, **overrides: Any) -> ModelConfig:
     """The registered config with `overrides` applied and validated (unknown fields raise)."""
     model_config = REGISTRY.get(name)
-    return model_config.replace(**overrides) if overrides else model_config
+    if not overrides:
+        return model_config
+    return REGISTRY.check_blocks(model_config.replace(**overrides))
 
 
 def register_model(name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -52,20 +54,28 @@ def build(
     *,
     num_classes: int | None = None,
     input_shape=None,
-    include_top: bool = True,
+    include_top: bool | None = None,
     pooling: str | None = None,
     weights: str | None = None,
+    features_only: bool = False,
+    out_indices=None,
     **overrides: Any,
 ):
     """A ready keras.Model for a zoo name, taking RGB pixels 0..255 and returning float32 logits.
 
     `num_classes`, `input_shape` and any architecture field (`depths=[2, 2, 2]`, `se_ratio=0.25`)
-    override the registered config. `weights` is "imagenet" (downloads Keras's official file for
-    the keras.applications-layout models) or a path to a reszoo .weights.h5 or keras.applications
-    .h5 file.
+    override the registered config; `input_shape=(None, None, 3)` (or one None side) builds a
+    model that takes any size at least the network's total stride. include_top (default True)
+    keeps the classifier. `weights` is "imagenet" (downloads Keras's official file for the
+    keras.applications-layout models) or a path to a reszoo .weights.h5 or keras.applications
+    .h5 file. `features_only=True` returns a feature model: a dict {"P2": map, ...} of the maps
+    `out_indices` name (0 the stem, i stage i; default every stage), described by the model's
+    `feature_info` (reszoo/features.py).
     """
+    from reszoo.features import check_feature_arguments
     from reszoo.models import build_model
 
+    check_feature_arguments(features_only, out_indices, include_top, pooling, num_classes)
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if input_shape is not None:
@@ -74,8 +84,14 @@ def build(
         )
     model_config = resolve_config(name, **overrides)
     model = build_model(
-        model_config, REGISTRY.block(model_config.block), include_top=include_top, pooling=pooling
+        model_config,
+        REGISTRY.block(model_config.block),
+        include_top=include_top,
+        pooling=pooling,
+        features_only=features_only,
+        out_indices=out_indices,
     )
+    include_top = not features_only and include_top is not False
     if weights is not None:
         from reszoo.weights import load_weights
 
