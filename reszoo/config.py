@@ -306,24 +306,7 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
         )
     if not isinstance(data, dict):
         raise ConfigError(f"model {name!r}: entry must be a JSON object, got {type(data).__name__}")
-    data = {key: value for key, value in data.items() if key != "name"}
-    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(
-            f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
-            f"known fields: {', '.join(sorted(fields))}"
-        )
-    defaults = _defaults()
-    missing = [
-        field
-        for field in sorted(fields - set(defaults), key=_FIELD_ORDER.index)
-        if field not in data
-    ]
-    if missing:
-        raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
-    check = _FieldChecker(name, {**defaults, **data})
-
+    check = _FieldChecker(name, _with_defaults(name, data))
     depths = check.int_list("depths")
     stages = len(depths)
     config = ModelConfig(
@@ -346,7 +329,7 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
         se_ratio=check.fraction("se_ratio"),
         dropout=check.fraction("dropout"),
         stochastic_depth=check.fraction("stochastic_depth"),
-        block_args=check.string_keyed_dict("block_args"),
+        block_args=_check_block_args(check),
         bn_epsilon=check.positive_number("bn_epsilon", below=1.0),
         bn_momentum=check.positive_number("bn_momentum", below=1.0),
         preprocessing=check.string("preprocessing", PREPROCESSING_MODES),
@@ -359,17 +342,40 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
         weights=_check_weights(check),
     )
     _check_consistency(config, check)
-    reserved = sorted(set(config.block_args) & set(BLOCK_ARGUMENT_NAMES))
+    return config
+
+
+_FIELD_ORDER = [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def _with_defaults(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The entry with every optional field's default filled in; unknown or missing fields raise."""
+    data = {key: value for key, value in data.items() if key != "name"}
+    fields = set(_FIELD_ORDER) - {"name"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"known fields: {', '.join(sorted(fields))}"
+        )
+    defaults = _defaults()
+    missing = [field for field in _FIELD_ORDER if field in fields - set(defaults) - set(data)]
+    if missing:
+        raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
+    return {**defaults, **data}
+
+
+def _check_block_args(check: _FieldChecker) -> dict:
+    """An object of option name -> value; the block class checks the options themselves."""
+    block_args = check.string_keyed_dict("block_args")
+    reserved = sorted(set(block_args) & set(BLOCK_ARGUMENT_NAMES))
     if reserved:
         raise check.fail(
             "block_args",
             f"holds the block's own options; {reserved[0]!r} is set by the config field of that "
             f"name (or the block plan), not through block_args",
         )
-    return config
-
-
-_FIELD_ORDER = [f.name for f in dataclasses.fields(ModelConfig)]
+    return block_args
 
 
 def _defaults() -> dict[str, Any]:

@@ -43,8 +43,9 @@ def register_block(name: str, layer_class: type) -> None:
 
     It must be a keras.layers.Layer subclass with an integer class attribute `expansion`, taking
     `(filters, strides, *, preact, shortcut, stride_on, conv_bias, groups, base_width, se_ratio,
-    dropout, drop_path, bn_epsilon, bn_momentum, name)`; subclassing reszoo.layers.ResidualBlock
-    and defining `branch_spec` is the short way.
+    dropout, drop_path, bn_epsilon, bn_momentum, name)` plus the options entries pass through
+    `block_args`; subclassing reszoo.layers.ResidualBlock and defining `branch_spec` is the short
+    way, and gets every entry using the block checked when it registers (check_arguments).
     """
     REGISTRY.register_block(name, layer_class)
 
