@@ -12,13 +12,29 @@ import math
 import reprlib
 from typing import Any
 
+from reszoo.choices import (
+    DOWNSAMPLE_POSITIONS,
+    PREPROCESSING_MODES,
+    SHORTCUTS,
+    STEM_STRIDES,
+    STEMS,
+    STRIDE_POSITIONS,
+)
 from reszoo.errors import ConfigError
 
-PREPROCESSING_MODES = ("torch", "caffe", "tf", "cifar", "none")
-STEMS = ("imagenet", "deep", "cifar")
-SHORTCUTS = ("A", "B", "D")
-STRIDE_POSITIONS = ("1x1", "3x3")
-DOWNSAMPLE_POSITIONS = ("first", "last")
+__all__ = [
+    "ARCHITECTURE_FIELDS",
+    "BLOCK_OPTION_FIELDS",
+    "DOWNSAMPLE_POSITIONS",
+    "METADATA_FIELDS",
+    "ModelConfig",
+    "PREPROCESSING_MODES",
+    "SHORTCUTS",
+    "STEMS",
+    "STRIDE_POSITIONS",
+    "from_dict",
+    "short_repr",
+]
 
 # Fields that describe the network. Everything else in an entry is metadata about it.
 ARCHITECTURE_FIELDS = (
@@ -39,12 +55,28 @@ ARCHITECTURE_FIELDS = (
     "se_ratio",
     "dropout",
     "stochastic_depth",
+    "block_args",
     "bn_epsilon",
     "bn_momentum",
     "preprocessing",
     "input_shape",
     "num_classes",
 )
+# Fields every residual block takes as a constructor option of the same name.
+BLOCK_OPTION_FIELDS = (
+    "preact",
+    "shortcut",
+    "stride_on",
+    "conv_bias",
+    "groups",
+    "base_width",
+    "se_ratio",
+    "dropout",
+    "bn_epsilon",
+    "bn_momentum",
+)
+# What the network gives each block besides its options: never settable through block_args.
+BLOCK_ARGUMENT_NAMES = BLOCK_OPTION_FIELDS + ("filters", "strides", "drop_path")
 METADATA_FIELDS = ("family", "description", "params", "macs", "accuracy", "weights")
 ENTRY_ONLY_FIELDS = ("extends",)
 
@@ -61,7 +93,8 @@ class ModelConfig:
     strides: tuple[int, ...]
     stem: str
     stem_width: int
-    input_shape: tuple[int, int, int]
+    # (height, width, 3); a height or width of None builds a model that takes any size.
+    input_shape: tuple[int | None, int | None, int]
     num_classes: int
     downsample_at: str = "first"
     stem_bias: bool = False
@@ -74,6 +107,9 @@ class ModelConfig:
     se_ratio: float = 0.0
     dropout: float = 0.0
     stochastic_depth: float = 0.0
+    # Options the block class defines and validates itself (ResidualBlock.OPTIONS), passed to its
+    # constructor as keyword arguments: {"zero_init_last": true}.
+    block_args: dict = dataclasses.field(default_factory=dict)
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.9
     preprocessing: str = "torch"
@@ -99,8 +135,18 @@ class ModelConfig:
     @property
     def total_stride(self) -> int:
         """How much the network shrinks its input: the smallest input side it can take."""
-        stem_stride = 1 if self.stem == "cifar" else 4
-        return stem_stride * math.prod(self.strides)
+        return STEM_STRIDES[self.stem] * math.prod(self.strides)
+
+    @property
+    def free_size(self) -> bool:
+        """True when the height or the width is None: the model takes inputs of any size."""
+        return None in self.input_shape[:2]
+
+    def block_options(self) -> dict[str, Any]:
+        """The keyword options every residual block of this network is constructed with (the
+        per-block filters, strides and drop_path rate come from the block plan)."""
+        options = {field: getattr(self, field) for field in BLOCK_OPTION_FIELDS}
+        return {**options, **self.block_args}
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A validated copy with `changes` applied; unknown field names raise ConfigError."""
@@ -114,17 +160,25 @@ class ModelConfig:
         data.update(changes)
         # Pinned numbers describe the registered network: a changed architecture drops them all,
         # a new head drops the counts and accuracy (its backbone weights still fit), a new input
-        # size changes only the MACs.
+        # size drops the MACs and accuracy. Freeing the height or width keeps them: they stay
+        # defined at the registered size, which a free-size model still takes.
         if set(changes) & set(ARCHITECTURE_FIELDS) - {"num_classes", "input_shape"}:
             data.update(params=None, macs=None, accuracy=None, weights=None)
         if "num_classes" in changes and changes["num_classes"] != self.num_classes:
             data.update(params=None, macs=None, accuracy=None)
-        if "input_shape" in changes and changes["input_shape"] not in (
-            self.input_shape,
-            list(self.input_shape),
-        ):
+        if "input_shape" in changes and not _same_size(changes["input_shape"], self.input_shape):
             data.update(macs=None, accuracy=None)
         return from_dict(self.name, data)
+
+
+def _same_size(new: Any, old: tuple) -> bool:
+    """True when `new` agrees with the input shape `old` wherever `new` gives a size."""
+    return (
+        isinstance(new, (list, tuple))
+        and len(new) == len(old)
+        and all(n is None or n == o for n, o in zip(new, old))
+        and new[-1] == old[-1]
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -215,6 +269,28 @@ class _FieldChecker:
             raise self.fail(field, f"must have {length} items, one per stage like 'depths'")
         return tuple(value)
 
+    def image_shape(self, field: str) -> tuple[int | None, int | None, int]:
+        value = self.data[field]
+        sizes_ok = isinstance(value, (list, tuple)) and len(value) == 3
+        sizes_ok = sizes_ok and all(
+            item is None or (_is_int(item) and item >= 1) for item in value[:2]
+        )
+        if not sizes_ok:
+            raise self.fail(
+                field,
+                "must be [height, width, 3] with height and width integers >= 1, "
+                "or null for a model that takes any size",
+            )
+        if value[2] != 3 or not _is_int(value[2]):
+            raise self.fail(field, "must have 3 channels (models take RGB pixels)")
+        return tuple(value)
+
+    def string_keyed_dict(self, field: str) -> dict:
+        value = self.data[field]
+        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+            raise self.fail(field, "must be an object of option name -> value")
+        return dict(value)
+
     def optional_dict(self, field: str) -> dict | None:
         value = self.data.get(field)
         if value is not None and not isinstance(value, dict):
@@ -230,29 +306,7 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
         )
     if not isinstance(data, dict):
         raise ConfigError(f"model {name!r}: entry must be a JSON object, got {type(data).__name__}")
-    data = {key: value for key, value in data.items() if key != "name"}
-    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(
-            f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
-            f"known fields: {', '.join(sorted(fields))}"
-        )
-    required = [
-        f.name
-        for f in dataclasses.fields(ModelConfig)
-        if f.default is dataclasses.MISSING and f.name != "name"
-    ]
-    missing = [field for field in required if field not in data]
-    if missing:
-        raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(ModelConfig)
-        if f.default is not dataclasses.MISSING
-    }
-    check = _FieldChecker(name, {**defaults, **data})
-
+    check = _FieldChecker(name, _with_defaults(name, data))
     depths = check.int_list("depths")
     stages = len(depths)
     config = ModelConfig(
@@ -275,10 +329,11 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
         se_ratio=check.fraction("se_ratio"),
         dropout=check.fraction("dropout"),
         stochastic_depth=check.fraction("stochastic_depth"),
+        block_args=_check_block_args(check),
         bn_epsilon=check.positive_number("bn_epsilon", below=1.0),
         bn_momentum=check.positive_number("bn_momentum", below=1.0),
         preprocessing=check.string("preprocessing", PREPROCESSING_MODES),
-        input_shape=check.int_list("input_shape", length=3),
+        input_shape=check.image_shape("input_shape"),
         num_classes=check.integer("num_classes"),
         description=check.text("description"),
         params=check.optional_integer("params"),
@@ -288,6 +343,50 @@ def from_dict(name: str, data: dict[str, Any]) -> ModelConfig:
     )
     _check_consistency(config, check)
     return config
+
+
+_FIELD_ORDER = [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def _with_defaults(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The entry with every optional field's default filled in; unknown or missing fields raise."""
+    data = {key: value for key, value in data.items() if key != "name"}
+    fields = set(_FIELD_ORDER) - {"name"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"model {name!r}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"known fields: {', '.join(sorted(fields))}"
+        )
+    defaults = _defaults()
+    missing = [field for field in _FIELD_ORDER if field in fields - set(defaults) - set(data)]
+    if missing:
+        raise ConfigError(f"model {name!r}: missing required field(s) {', '.join(missing)}")
+    return {**defaults, **data}
+
+
+def _check_block_args(check: _FieldChecker) -> dict:
+    """An object of option name -> value; the block class checks the options themselves."""
+    block_args = check.string_keyed_dict("block_args")
+    reserved = sorted(set(block_args) & set(BLOCK_ARGUMENT_NAMES))
+    if reserved:
+        raise check.fail(
+            "block_args",
+            f"holds the block's own options; {reserved[0]!r} is set by the config field of that "
+            f"name (or the block plan), not through block_args",
+        )
+    return block_args
+
+
+def _defaults() -> dict[str, Any]:
+    """Each optional field's default (a fresh copy for mutable ones)."""
+    defaults = {}
+    for f in dataclasses.fields(ModelConfig):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return defaults
 
 
 def _check_accuracy(check: _FieldChecker) -> dict | None:
@@ -317,28 +416,12 @@ def _check_weights(check: _FieldChecker) -> dict | None:
 
 
 def _check_consistency(config: ModelConfig, check: _FieldChecker) -> None:
-    """Checks across fields: things each field alone cannot tell."""
-    height, width, channels = config.input_shape
-    if channels != 3:
-        raise check.fail("input_shape", "must have 3 channels (models take RGB pixels)")
-    if min(height, width) < config.total_stride:
+    """Checks across fields: things each field alone cannot tell. Block geometry (inner widths,
+    groups) is the block class's to check: the registry asks it (Registry.check_blocks)."""
+    known_sides = [side for side in config.input_shape[:2] if side is not None]
+    if known_sides and min(known_sides) < config.total_stride:
         raise check.fail(
             "input_shape",
             f"is smaller than the network's total stride {config.total_stride}; "
             f"use at least {config.total_stride}x{config.total_stride}",
         )
-    for width in config.widths:
-        mid = mid_width(config, width)
-        if mid < 1:
-            raise check.fail("base_width", f"makes a block's inner width {mid}; it must be >= 1")
-        if mid % config.groups:
-            raise check.fail(
-                "groups", f"must divide every block's inner width (stage width {width} -> {mid})"
-            )
-
-
-def mid_width(config: ModelConfig, width: int) -> int:
-    """Channels inside a block: torchvision's int(width * base_width / 64) * groups for bottlenecks."""
-    if config.block == "bottleneck":
-        return int(width * config.base_width / 64) * config.groups
-    return width

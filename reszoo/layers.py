@@ -9,13 +9,29 @@ column is computed from the very layers that run.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+import types
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 from keras import ops
 
 from reszoo.batchnorm import FusedBatchNormalization
+from reszoo.choices import (
+    NO_SHORTCUT,
+    PIXEL_MODES,
+    SHORTCUT_KINDS,
+    SHORTCUTS,
+    STEM_STRIDES,
+    STEMS,
+    STRIDE_POSITIONS,
+)
+from reszoo.config import short_repr
+from reszoo.errors import ConfigError
 
 PACKAGE = "reszoo"
 
@@ -25,28 +41,26 @@ CONV_INITIALIZER = {
     "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"},
 }
 
-_PIXEL_MODES = {
-    # mode: (channel order, scale per channel, offset per channel); out = x[order] * scale + offset
-    "torch": (
-        (0, 1, 2),
-        [1 / (255 * s) for s in (0.229, 0.224, 0.225)],
-        [-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
-    ),
-    "cifar": (
-        (0, 1, 2),
-        [1 / (255 * s) for s in (0.2470, 0.2435, 0.2616)],
-        [-m / s for m, s in zip((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))],
-    ),
-    # keras.applications "caffe": RGB -> BGR, then subtract the ImageNet mean (BGR order).
-    "caffe": ((2, 1, 0), [1.0, 1.0, 1.0], [-103.939, -116.779, -123.68]),
-    "tf": ((0, 1, 2), [1 / 127.5] * 3, [-1.0] * 3),
-    "none": ((0, 1, 2), [1.0] * 3, [0.0] * 3),
-}
+
+class LayerArgumentError(ConfigError):
+    """A layer's constructor argument is invalid. `argument` names it, so the registry can name
+    the config field the value came from."""
+
+    def __init__(self, message: str, argument: str):
+        super().__init__(message)
+        self.argument = argument
 
 
 def _check(condition: bool, layer: str, argument: str, value, requirement: str) -> None:
     if not condition:
-        raise ValueError(f"{layer}: `{argument}` {requirement}. Received: {argument}={value!r}")
+        raise LayerArgumentError(
+            f"{layer}: `{argument}` {requirement}. Received: {argument}={short_repr(value)}",
+            argument,
+        )
+
+
+def _one_of(choices: tuple) -> str:
+    return "must be one of " + ", ".join(map(repr, choices))
 
 
 def _conv_macs(conv: keras.layers.Conv2D, input_shape) -> tuple[int, tuple]:
@@ -65,18 +79,12 @@ class PixelNormalization(keras.layers.Layer):
 
     def __init__(self, mode: str = "torch", **kwargs):
         super().__init__(**kwargs)
-        _check(
-            mode in _PIXEL_MODES,
-            "PixelNormalization",
-            "mode",
-            mode,
-            f"must be one of {sorted(_PIXEL_MODES)}",
-        )
+        _check(mode in PIXEL_MODES, "PixelNormalization", "mode", mode, _one_of(tuple(PIXEL_MODES)))
         self.mode = mode
-        order, scale, offset = _PIXEL_MODES[mode]
+        order, scale, offset = PIXEL_MODES[mode]
         self._order = list(order)
-        self._scale = scale
-        self._offset = offset
+        self._scale = list(scale)
+        self._offset = list(offset)
 
     def call(self, images):
         x = ops.cast(images, "float32")
@@ -133,18 +141,36 @@ class PaddedConv2D(keras.layers.Conv2D):
         return config
 
 
-def _norm(epsilon: float, momentum: float, name: str, dtype) -> keras.layers.BatchNormalization:
-    return FusedBatchNormalization(epsilon=epsilon, momentum=momentum, name=name, dtype=dtype)
+def _norm(
+    epsilon: float, momentum: float, name: str, dtype, gamma_initializer="ones"
+) -> keras.layers.BatchNormalization:
+    return FusedBatchNormalization(
+        epsilon=epsilon,
+        momentum=momentum,
+        gamma_initializer=gamma_initializer,
+        name=name,
+        dtype=dtype,
+    )
 
 
-def _conv(filters, kernel_size, strides, *, groups=1, use_bias=False, name, dtype) -> PaddedConv2D:
+def _conv(
+    filters,
+    kernel_size,
+    strides,
+    *,
+    groups=1,
+    use_bias=False,
+    name,
+    dtype,
+    kernel_initializer=CONV_INITIALIZER,
+) -> PaddedConv2D:
     return PaddedConv2D(
         filters,
         kernel_size,
         strides=strides,
         groups=groups,
         use_bias=use_bias,
-        kernel_initializer=CONV_INITIALIZER,
+        kernel_initializer=kernel_initializer,
         name=name,
         dtype=dtype,
     )
@@ -216,13 +242,7 @@ class Stem(_NumberedConvs, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check(
-            kind in ("imagenet", "deep", "cifar"),
-            "Stem",
-            "kind",
-            kind,
-            "must be 'imagenet', 'deep' or 'cifar'",
-        )
+        _check(kind in STEMS, "Stem", "kind", kind, _one_of(STEMS))
         _check(isinstance(width, int) and width >= 2, "Stem", "width", width, "must be an int >= 2")
         self.kind = kind
         self.width = width
@@ -255,6 +275,11 @@ class Stem(_NumberedConvs, keras.layers.Layer):
             else None
         )
 
+    @property
+    def stride(self) -> int:
+        """How much the stem shrinks its input (conv stride x max-pool stride)."""
+        return STEM_STRIDES[self.kind]
+
     def build(self, input_shape):
         self._build_convs(input_shape)
 
@@ -272,8 +297,8 @@ class Stem(_NumberedConvs, keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = self._convs_output_shape(input_shape)
         if self.pool is not None:
-            padded = (shape[0], shape[1] + 2, shape[2] + 2, shape[3])
-            shape = self.pool.compute_output_shape(padded)
+            padded = [shape[0]] + [None if s is None else s + 2 for s in shape[1:3]] + [shape[3]]
+            shape = self.pool.compute_output_shape(tuple(padded))
         return shape
 
     def macs(self, input_shape) -> int:
@@ -313,7 +338,7 @@ class Shortcut(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check(kind in ("A", "B", "D"), "Shortcut", "kind", kind, "must be 'A', 'B' or 'D'")
+        _check(kind in SHORTCUT_KINDS, "Shortcut", "kind", kind, _one_of(SHORTCUT_KINDS))
         _check(
             isinstance(filters, int) and filters >= 1,
             "Shortcut",
@@ -481,6 +506,29 @@ class DropPath(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+class ConvSpec(NamedTuple):
+    """One convolution of a residual branch."""
+
+    filters: int
+    kernel_size: int
+    strides: int
+    groups: int
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockOption:
+    """An option a block takes through `block_args`: its default, the test a value must pass and
+    the requirement a message states when it does not."""
+
+    default: Any
+    valid: Callable[[Any], bool]
+    requirement: str
+
+
 class ResidualBlock(_NumberedConvs, keras.layers.Layer):
     """What every residual block shares; subclasses say only which convolutions form the branch.
 
@@ -488,11 +536,25 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
     Pre-activation (preact=True, He et al. 2016): BN-ReLU, then conv (BN-ReLU-conv)..., add; the
     projection shortcut takes the pre-activated input, and a stride alone (no width change)
     subsamples instead of projecting, as keras.applications ResNetV2 does.
+    shortcut="none" makes a plain block (He et al. 2015's plain networks): no identity path, so
+    the block is its branch (then ReLU when post-activation).
     A conv that feeds a BN gets a bias only in post-activation blocks with conv_bias=True (the
     Caffe layout keras.applications' weights need); unnormalized convs get one when conv_bias=True.
+
+    `OPTIONS` are the keyword options registry entries pass through `block_args`: adding one is
+    an entry there plus the code that reads `self.<name>`; validation, get_config and the
+    registry's checks follow from the table. A subclass extends it with
+    `OPTIONS = {**ResidualBlock.OPTIONS, "name": BlockOption(...)}`.
     """
 
     expansion = 1
+    OPTIONS = {
+        # Goyal et al. 2017, timm's `zero_init_last`: each residual branch starts at zero, so
+        # every block starts as the identity. Post-activation blocks zero their last BN's gamma;
+        # pre-activation blocks, which have no BN after the last conv, zero that conv's kernel
+        # (as timm's PreActBottleneck does).
+        "zero_init_last": BlockOption(False, _is_bool, "must be true or false"),
+    }
 
     def __init__(
         self,
@@ -512,96 +574,141 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
         bn_momentum: float = 0.9,
         **kwargs,
     ):
+        options = {name: kwargs.pop(name, option.default) for name, option in self.OPTIONS.items()}
         super().__init__(**kwargs)
-        kind = type(self).__name__
-        _check(
-            isinstance(filters, int) and filters >= 1,
-            kind,
-            "filters",
-            filters,
-            "must be an int >= 1",
+        arguments = dict(
+            filters=filters,
+            strides=strides,
+            preact=preact,
+            shortcut=shortcut,
+            stride_on=stride_on,
+            conv_bias=conv_bias,
+            groups=groups,
+            base_width=base_width,
+            se_ratio=se_ratio,
+            dropout=dropout,
+            drop_path=drop_path,
+            bn_epsilon=bn_epsilon,
+            bn_momentum=bn_momentum,
+            **options,
         )
-        _check(
-            isinstance(strides, int) and strides >= 1,
-            kind,
-            "strides",
-            strides,
-            "must be an int >= 1",
-        )
-        _check(shortcut in ("A", "B", "D"), kind, "shortcut", shortcut, "must be 'A', 'B' or 'D'")
-        _check(stride_on in ("1x1", "3x3"), kind, "stride_on", stride_on, "must be '1x1' or '3x3'")
-        _check(
-            isinstance(groups, int) and groups >= 1, kind, "groups", groups, "must be an int >= 1"
-        )
-        _check(0 <= se_ratio < 1, kind, "se_ratio", se_ratio, "must be in [0, 1)")
-        _check(0 <= dropout < 1, kind, "dropout", dropout, "must be in [0, 1)")
-        _check(0 <= drop_path < 1, kind, "drop_path", drop_path, "must be in [0, 1)")
-        self.filters = filters
-        self.strides = strides
-        self.preact = preact
-        self.shortcut = shortcut
-        self.stride_on = stride_on
-        self.conv_bias = conv_bias
-        self.groups = groups
-        self.base_width = base_width
-        self.se_ratio = se_ratio
-        self.dropout = dropout
-        self.drop_path = drop_path
-        self.bn_epsilon = bn_epsilon
-        self.bn_momentum = bn_momentum
+        spec = self.check_arguments(arguments)
+        for name, value in arguments.items():
+            setattr(self, name, value)
         self.out_channels = filters * self.expansion
+        self._create_branch(spec)
+        self._create_extras()
+        self.shortcut_layer = None  # needs the input width: created in build()
 
-        spec = self.branch_spec()
-        for conv_filters, _, _, conv_groups in spec:
+    # -- what the class answers without building anything ------------------------------------
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> list[ConvSpec]:
+        """Validate a block's constructor arguments (the options included) and return its branch's
+        convolutions, without creating a layer: the registry checks every stage of a config with
+        it before anything is built, and __init__ runs the same checks.
+
+        Raises LayerArgumentError naming the argument (a ConfigError, so a ValueError too).
+        """
+        kind = cls.__name__
+        known = set(_BLOCK_ARGUMENTS) | set(cls.OPTIONS)
+        for name in arguments:
+            _check(name in known, kind, name, arguments[name], _unknown_option(cls))
+        arguments = {**cls.default_arguments(), **arguments}
+        _check_core_arguments(kind, arguments)
+        for name, option in cls.OPTIONS.items():
+            _check(option.valid(arguments[name]), kind, name, arguments[name], option.requirement)
+        _check_plain_block(kind, arguments)
+        return cls._checked_branch(arguments)
+
+    @classmethod
+    def default_arguments(cls) -> dict[str, Any]:
+        """Every keyword argument's default, the options' included."""
+        parameters = inspect.signature(ResidualBlock.__init__).parameters.values()
+        defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        return {**defaults, **{name: option.default for name, option in cls.OPTIONS.items()}}
+
+    @classmethod
+    def _checked_branch(cls, arguments: dict[str, Any]) -> list[ConvSpec]:
+        """branch_spec on a plain record of the arguments, with its widths and groups checked."""
+        record = types.SimpleNamespace(**arguments, expansion=cls.expansion)
+        spec = [ConvSpec(*conv) for conv in cls.branch_spec(record)]
+        for conv in spec:
             _check(
-                conv_filters % conv_groups == 0,
-                kind,
-                "groups",
-                groups,
-                f"must divide the block's inner width {conv_filters}",
+                conv.filters >= 1,
+                cls.__name__,
+                "base_width",
+                arguments["base_width"],
+                f"makes a branch convolution {conv.filters} filters wide; it must be >= 1",
             )
+            _check(
+                conv.filters % conv.groups == 0,
+                cls.__name__,
+                "groups",
+                arguments["groups"],
+                f"must divide the block's inner width {conv.filters}",
+            )
+        return spec
+
+    def branch_spec(self) -> list[tuple[int, int, int, int]]:
+        """(filters, kernel size, strides, groups) of each conv in the residual branch.
+
+        Read only the block's arguments (self.filters, self.strides, self.groups,
+        self.base_width, self.stride_on, the options) and `self.expansion`: check_arguments also
+        calls it on a plain record of them, before any layer exists.
+        """
+        raise NotImplementedError
+
+    # -- sublayers ---------------------------------------------------------------------------
+    def _create_branch(self, spec: list[ConvSpec]) -> None:
         last = len(spec) - 1
-        normalized = [not preact or i < last for i in range(len(spec))]
+        normalized = [not self.preact or i < last for i in range(len(spec))]
+        zero_last_conv = self.zero_init_last and not normalized[last]
         convs = [
             _conv(
-                f,
-                k,
-                s,
-                groups=g,
-                use_bias=conv_bias and (not preact or not normalized[i]),
+                conv.filters,
+                conv.kernel_size,
+                conv.strides,
+                groups=conv.groups,
+                use_bias=self.conv_bias and (not self.preact or not normalized[i]),
                 name=f"conv{i + 1}",
                 dtype=self.dtype_policy,
+                kernel_initializer="zeros" if zero_last_conv and i == last else CONV_INITIALIZER,
             )
-            for i, (f, k, s, g) in enumerate(spec)
+            for i, conv in enumerate(spec)
         ]
         norms = [
-            _norm(bn_epsilon, bn_momentum, f"bn{i + 1}", self.dtype_policy)
+            _norm(
+                self.bn_epsilon,
+                self.bn_momentum,
+                f"bn{i + 1}",
+                self.dtype_policy,
+                gamma_initializer="zeros" if self.zero_init_last and i == last else "ones",
+            )
             if normalized[i]
             else None
             for i in range(len(spec))
         ]
         _set_numbered(self, convs, norms)
+
+    def _create_extras(self) -> None:
+        """The pre-activation BN, dropout, squeeze-excite and drop-path layers the options ask for."""
+        policy = self.dtype_policy
         self.preact_norm = (
-            _norm(bn_epsilon, bn_momentum, "preact_bn", self.dtype_policy) if preact else None
+            _norm(self.bn_epsilon, self.bn_momentum, "preact_bn", policy) if self.preact else None
         )
         self.dropout_layer = (
-            keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
-            if dropout
+            keras.layers.Dropout(self.dropout, name="dropout", dtype=policy)
+            if self.dropout
             else None
         )
-        self.se = SqueezeExcite(se_ratio, name="se", dtype=self.dtype_policy) if se_ratio else None
+        self.se = SqueezeExcite(self.se_ratio, name="se", dtype=policy) if self.se_ratio else None
         self.drop_path_layer = (
-            DropPath(drop_path, name="drop_path", dtype=self.dtype_policy) if drop_path else None
+            DropPath(self.drop_path, name="drop_path", dtype=policy) if self.drop_path else None
         )
-        self.shortcut_layer = None  # needs the input width: created in build()
-
-    def branch_spec(self) -> list[tuple[int, int, int, int]]:
-        """(filters, kernel size, strides, groups) of each conv in the residual branch."""
-        raise NotImplementedError
 
     def _make_shortcut(self, in_channels: int) -> Shortcut | None:
         widens = in_channels != self.out_channels
-        if not widens and self.strides == 1:
+        if self.shortcut == NO_SHORTCUT or (not widens and self.strides == 1):
             return None
         kind = "A" if self.shortcut == "A" or (self.preact and not widens) else self.shortcut
         return Shortcut(
@@ -626,9 +733,15 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
         if self.se is not None:
             self.se.build(shape)
 
+    # -- computation -------------------------------------------------------------------------
     def call(self, x, training=None):
         activated = ops.relu(self.preact_norm(x, training=training)) if self.preact else x
-        y = activated
+        y = self._branch(activated, training)
+        if self.shortcut != NO_SHORTCUT:
+            y = y + ops.cast(self._residual(x, activated, training), y.dtype)
+        return y if self.preact else ops.relu(y)
+
+    def _branch(self, y, training):
         last = len(self.convs) - 1
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             y = conv(y)
@@ -642,14 +755,14 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
             y = self.se(y)
         if self.drop_path_layer is not None:
             y = self.drop_path_layer(y, training=training)
+        return y
+
+    def _residual(self, x, activated, training):
         if self.shortcut_layer is None:
-            residual = x
-        elif self.shortcut_layer.kind == "A":
-            residual = self.shortcut_layer(x)
-        else:
-            residual = self.shortcut_layer(activated, training=training)
-        out = y + ops.cast(residual, y.dtype)
-        return out if self.preact else ops.relu(out)
+            return x
+        if self.shortcut_layer.kind == "A":
+            return self.shortcut_layer(x)
+        return self.shortcut_layer(activated, training=training)
 
     def compute_output_shape(self, input_shape):
         return self._convs_output_shape(input_shape)
@@ -665,20 +778,61 @@ class ResidualBlock(_NumberedConvs, keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "filters": self.filters,
-            "strides": self.strides,
-            "preact": self.preact,
-            "shortcut": self.shortcut,
-            "stride_on": self.stride_on,
-            "conv_bias": self.conv_bias,
-            "groups": self.groups,
-            "base_width": self.base_width,
-            "se_ratio": self.se_ratio,
-            "dropout": self.dropout,
-            "drop_path": self.drop_path,
-            "bn_epsilon": self.bn_epsilon,
-            "bn_momentum": self.bn_momentum,
+            **{name: getattr(self, name) for name in _BLOCK_ARGUMENTS},
+            **{name: getattr(self, name) for name in self.OPTIONS},
         }
+
+
+# The constructor arguments every residual block takes (its options come from OPTIONS).
+_BLOCK_ARGUMENTS = tuple(
+    name
+    for name in inspect.signature(ResidualBlock.__init__).parameters
+    if name not in ("self", "kwargs")
+)
+
+
+def _unknown_option(block_class: type) -> str:
+    known = ", ".join(sorted(block_class.OPTIONS)) or "none"
+    return f"is not an option of this block; its block_args options are: {known}"
+
+
+def _check_core_arguments(kind: str, arguments: dict[str, Any]) -> None:
+    for name in ("filters", "strides", "groups"):
+        value = arguments[name]
+        _check(isinstance(value, int) and value >= 1, kind, name, value, "must be an int >= 1")
+    _check(
+        arguments["shortcut"] in SHORTCUTS,
+        kind,
+        "shortcut",
+        arguments["shortcut"],
+        _one_of(SHORTCUTS),
+    )
+    stride_on = arguments["stride_on"]
+    _check(stride_on in STRIDE_POSITIONS, kind, "stride_on", stride_on, _one_of(STRIDE_POSITIONS))
+    for name in ("se_ratio", "dropout", "drop_path"):
+        value = arguments[name]
+        is_rate = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _check(is_rate and 0 <= value < 1, kind, name, value, "must be in [0, 1)")
+
+
+def _check_plain_block(kind: str, arguments: dict[str, Any]) -> None:
+    """Options that need an identity path: without one they would zero the block's output."""
+    if arguments["shortcut"] != NO_SHORTCUT:
+        return
+    _check(
+        not arguments["drop_path"],
+        kind,
+        "drop_path",
+        arguments["drop_path"],
+        "must be 0 with shortcut 'none': dropping the branch of a plain block drops everything",
+    )
+    _check(
+        not arguments.get("zero_init_last"),
+        kind,
+        "zero_init_last",
+        arguments.get("zero_init_last"),
+        "must be false with shortcut 'none': a plain block with a zeroed branch outputs zeros",
+    )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

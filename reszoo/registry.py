@@ -134,7 +134,35 @@ class Registry:
                 f"model {name!r}: field 'block' names {model_config.block!r}, which is not a "
                 f"registered block type; registered: {', '.join(sorted(self._blocks))}"
             )
+        if model_config.free_size:
+            raise ConfigError(
+                f"{source}: model {name!r}: field 'input_shape' must give a height and a width: "
+                f"an entry's input size is where its macs and accuracy are defined (build with "
+                f"input_shape=(None, None, 3) for a model that takes any size)"
+            )
+        self.check_blocks(model_config, source)
         self._models[name] = (model_config, source)
+
+    def check_blocks(self, model_config: ModelConfig, source: str | None = None) -> ModelConfig:
+        """Have the block class check every stage of `model_config`: its options (block_args
+        included) and its geometry (inner widths, groups). Raises ConfigError naming the field."""
+        block_class = self.block(model_config.block)
+        check = getattr(block_class, "check_arguments", None)
+        if check is None:  # any Keras layer may be a block; such a one is checked when built
+            return model_config
+        options = model_config.block_options()
+        for width, stride in zip(model_config.widths, model_config.strides):
+            arguments = {"filters": width, "strides": stride, **options}
+            arguments["drop_path"] = model_config.stochastic_depth
+            try:
+                check(arguments)
+            except ConfigError as error:
+                field = _field_of_argument(getattr(error, "argument", None), model_config)
+                where = f"{source}: " if source else ""
+                raise ConfigError(
+                    f"{where}model {model_config.name!r}: field {field!r}: {error}"
+                ) from None
+        return model_config
 
     def register_block(self, name: str, block_class: type, source: str | None = None) -> None:
         import keras
@@ -207,6 +235,19 @@ def _current_source() -> str | None:
 def _caller_source() -> str:
     frame = sys._getframe(3)
     return f"a register call in module {frame.f_globals.get('__name__', '?')!r}"
+
+
+# Block constructor arguments that come from a config field of another name.
+_ARGUMENT_FIELDS = {"filters": "widths", "strides": "strides", "drop_path": "stochastic_depth"}
+
+
+def _field_of_argument(argument: str | None, model_config: ModelConfig) -> str:
+    """The config field a block argument came from: its own name, or block_args for options."""
+    if argument in _ARGUMENT_FIELDS:
+        return _ARGUMENT_FIELDS[argument]
+    if argument in model_config.block_args or argument not in ARCHITECTURE_FIELDS:
+        return "block_args"
+    return argument
 
 
 def _natural_key(name: str) -> list:

@@ -215,3 +215,189 @@ def test_register_block_rejects_non_layers_and_missing_expansion():
         registry.register_block("x", NoExpansion)
     with pytest.raises(reszoo.DuplicateRegistrationError, match="reszoo built-in"):
         registry.register_block("basic", L.BottleneckBlock, source="test")
+
+
+# ----------------------------------------------------------------------------- plain blocks
+
+
+def branch_by_hand(block, x, training=False):
+    """conv-BN(-ReLU) ... conv-BN through the block's own sublayers, composed here."""
+    y = x
+    for index, (conv, norm) in enumerate(zip(block.convs, block.norms)):
+        y = conv(y)
+        if norm is not None:
+            y = norm(y, training=training)
+        if index < len(block.convs) - 1:
+            y = keras.ops.relu(y)
+    return keras.ops.convert_to_numpy(y)
+
+
+@pytest.mark.parametrize("block_class", [L.BasicBlock, L.BottleneckBlock])
+@pytest.mark.parametrize("strides", [1, 2])
+def test_a_plain_block_is_its_branch_then_relu(block_class, strides):
+    # stride 1: as wide as the block's output (an identity path when residual); stride 2: wider
+    in_channels = 8 * block_class.expansion if strides == 1 else 4
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, in_channels)).astype("float32")
+    block = block_class(8, strides, shortcut="none")
+    out = keras.ops.convert_to_numpy(block(x))
+    assert block.shortcut_layer is None
+    np.testing.assert_allclose(out, np.maximum(branch_by_hand(block, x), 0), rtol=1e-6)
+    residual = block_class(8, strides, shortcut="A")
+    residual(x)
+    assert block.count_params() == residual.count_params()  # option A has no parameters
+
+
+def test_a_preactivation_plain_block_adds_nothing():
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 8)).astype("float32")
+    block = L.BasicBlock(8, 1, preact=True, shortcut="none")
+    out = keras.ops.convert_to_numpy(block(x))
+    activated = keras.ops.relu(block.preact_norm(x, training=False))
+    np.testing.assert_allclose(out, branch_by_hand(block, activated), rtol=1e-6)
+
+
+def test_plain_nets_have_no_shortcut_layers_and_the_resnet_s_shapes():
+    plain, residual = reszoo.build("plain20"), reszoo.build("resnet20")
+    plain_blocks = [layer for layer in plain.layers if isinstance(layer, L.ResidualBlock)]
+    assert all(block.shortcut_layer is None for block in plain_blocks)
+    assert [(layer.name, layer.output.shape) for layer in plain.layers] == [
+        (layer.name, layer.output.shape) for layer in residual.layers
+    ]
+
+
+# ----------------------------------------------------------------------------- block options
+
+
+def test_every_block_option_is_a_public_attribute_in_get_config_and_round_trips():
+    for block_class in (L.BasicBlock, L.BottleneckBlock):
+        defaults = block_class(8)
+        for name, option in block_class.OPTIONS.items():
+            assert defaults.get_config()[name] == option.default
+        changed = {name: not option.default for name, option in block_class.OPTIONS.items()}
+        block = block_class(8, **changed)
+        config = block.get_config()
+        for name, value in changed.items():
+            assert getattr(block, name) == value and config[name] == value
+        assert block_class.from_config(config).get_config() == config
+
+
+def test_a_config_saved_before_block_options_existed_loads_with_their_defaults():
+    config = L.BottleneckBlock(8, 2).get_config()
+    for name in L.BottleneckBlock.OPTIONS:
+        del config[name]
+    block = L.BottleneckBlock.from_config(config)
+    assert block.zero_init_last is False
+
+
+def test_zero_init_last_starts_every_post_activation_block_as_the_identity():
+    """Goyal et al. 2017: the last BN's gamma at zero, so an identity block outputs relu(x)."""
+    x = np.random.default_rng(2).uniform(0, 3, size=(2, 8, 8, 32)).astype("float32")
+    for block in (L.BasicBlock(32, zero_init_last=True), L.BottleneckBlock(8, zero_init_last=True)):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(block(x)), x)
+        assert not keras.ops.convert_to_numpy(block.norms[-1].gamma).any()
+        assert keras.ops.convert_to_numpy(block.norms[0].gamma).all()
+
+
+def test_zero_init_last_zeroes_the_last_conv_of_a_preactivation_block():
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 32)).astype("float32")
+    block = L.BottleneckBlock(8, preact=True, zero_init_last=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(block(x)), x)
+    assert not keras.ops.convert_to_numpy(block.convs[-1].kernel).any()
+
+
+def test_zero_init_last_through_block_args_and_off_by_default():
+    default = reszoo.build("resnet20")
+    zeroed = reszoo.build("resnet20", block_args={"zero_init_last": True})
+    for model, expect_zero in ((default, False), (zeroed, True)):
+        blocks = [layer for layer in model.layers if isinstance(layer, L.ResidualBlock)]
+        gammas = [keras.ops.convert_to_numpy(block.bn2.gamma) for block in blocks]
+        assert all((not g.any()) if expect_zero else g.all() for g in gammas)
+    assert reszoo.zoo.resolve_config(
+        "resnet20", block_args={"zero_init_last": True}
+    ).block_args == {"zero_init_last": True}
+
+
+@pytest.mark.parametrize(
+    "overrides, field, message",
+    [
+        (dict(block_args={"zero_init_lst": True}), "block_args", "options are: zero_init_last"),
+        (dict(block_args={"zero_init_last": "yes"}), "block_args", "true or false"),
+        (dict(block_args={"groups": 2}), "block_args", "config field"),
+        (dict(block_args=["zero_init_last"]), "block_args", "object"),
+        (dict(shortcut="none", block_args={"zero_init_last": True}), "block_args", "outputs zeros"),
+        (dict(shortcut="none", stochastic_depth=0.1), "stochastic_depth", "plain block"),
+        (dict(shortcut="E"), "shortcut", "'none'"),
+    ],
+)
+def test_bad_block_options_are_config_errors_naming_the_field(overrides, field, message):
+    with pytest.raises(reszoo.ConfigError, match=f"'{field}'.*{message}"):
+        reszoo.build("resnet20", **overrides)
+
+
+def test_the_block_class_answers_its_geometry_without_building():
+    """torchvision's ResNeXt-50 32x4d first stage: inner width int(64 * 4 / 64) * 32 = 128,
+    the stride on the grouped 3x3 ("v1.5") or on the first 1x1 (Caffe layout)."""
+    arguments = dict(filters=64, strides=2, groups=32, base_width=4)
+    spec = L.BottleneckBlock.check_arguments(arguments)
+    assert [conv.filters for conv in spec] == [128, 128, 256]
+    assert [conv.strides for conv in spec] == [1, 2, 1]
+    assert [conv.groups for conv in spec] == [1, 32, 1]
+    spec = L.BottleneckBlock.check_arguments({**arguments, "stride_on": "1x1"})
+    assert [conv.strides for conv in spec] == [2, 1, 1]
+    with pytest.raises(L.LayerArgumentError, match="groups.*divide.*inner width 64") as error:
+        L.BasicBlock.check_arguments({"filters": 64, "groups": 3})
+    assert error.value.argument == "groups"
+    with pytest.raises(L.LayerArgumentError, match="base_width.*0 filters") as error:
+        L.BottleneckBlock.check_arguments({"filters": 16, "base_width": 2})
+    assert error.value.argument == "base_width"
+
+
+def test_a_plugin_grouped_block_gets_checked_when_its_entry_registers():
+    class GroupedPair(L.ResidualBlock):
+        """A plugin block: two grouped 3x3 convs, twice the stage width inside."""
+
+        expansion = 1
+
+        def branch_spec(self):
+            return [
+                (self.filters * 2, 3, self.strides, self.groups),
+                (self.filters, 3, 1, self.groups),
+            ]
+
+    registry = Registry()
+    registry.register_block("grouped_pair", GroupedPair, source="test")
+    entry = {
+        "family": "test",
+        "block": "grouped_pair",
+        "depths": [1, 1],
+        "widths": [6, 12],
+        "strides": [1, 2],
+        "stem": "cifar",
+        "stem_width": 6,
+        "input_shape": [16, 16, 3],
+        "num_classes": 3,
+    }
+    before = registry.names()
+    with pytest.raises(reszoo.ConfigError, match="'bad_pair'.*field 'groups'.*inner width 6"):
+        registry.register_model("bad_pair", {**entry, "groups": 4}, source="test")
+    assert registry.names() == before
+    assert registry.register_model("good_pair", {**entry, "groups": 3}, source="test").groups == 3
+
+
+def test_choice_lists_are_the_ones_layers_implement():
+    from reszoo import choices
+
+    for kind in choices.STEMS:
+        assert L.Stem(kind, 8).stride == choices.STEM_STRIDES[kind]
+    for mode in choices.PREPROCESSING_MODES:
+        L.PixelNormalization(mode)
+    for kind in choices.SHORTCUT_KINDS:
+        L.Shortcut(kind, 8)
+    for shortcut in choices.SHORTCUTS:
+        for position in choices.STRIDE_POSITIONS:
+            L.BottleneckBlock(4, 2, shortcut=shortcut, stride_on=position)
+    with pytest.raises(reszoo.ConfigError, match="must be one of 'imagenet', 'deep', 'cifar'"):
+        L.Stem("nope", 8)
+    with pytest.raises(reszoo.ConfigError, match="must be one of 'torch'"):
+        L.PixelNormalization("nope")
+    with pytest.raises(reszoo.ConfigError, match="must be one of 'A', 'B', 'D'. Received"):
+        L.Shortcut("none", 8)

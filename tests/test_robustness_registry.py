@@ -44,6 +44,7 @@ FIELDS = sorted(
         "bn_epsilon",
         "bn_momentum",
         "downsample_at",
+        "block_args",
         "weights",
         "name",
     }
@@ -79,6 +80,8 @@ scalars = st.one_of(
             "imagenet",
             "A",
             "B",
+            "none",
+            "zero_init_last",
             "torch",
             "3x3",
             "first",

@@ -39,15 +39,26 @@ PUBLISHED_PARAMS = {
     "wrn28_10": 36_479_194,
     "preact_resnet164": 1_703_258,
     "smallresnet": 43_242,
+    # He et al. 2015, section 4.2: with option-A (parameter-free) shortcuts "all residual models
+    # have exactly the same number of parameters as plain counterparts", so plain-N has resnet-N's
+    # count above.
+    "plain20": 269_722,
+    "plain32": 464_154,
+    "plain44": 658_586,
+    "plain56": 853_018,
+    "plain110": 1_727_962,
 }
 # keras.applications count_params() (includes BN moving statistics and conv biases).
 KERAS_APPLICATIONS_TOTAL = {"resnet50_v1": 25_636_712, "resnet50_v2": 25_613_800}
 # Published MACs (torchvision docs "GFLOPS" column is MACs; CIFAR numbers from ptflops counts).
+# Option-A shortcuts cost no multiply-accumulates, so a plain net's count is its ResNet's.
 PUBLISHED_MACS = {
     "resnet50": 4.089e9,
     "resnet18": 1.814e9,
     "resnet20": 40.55e6,
     "resnet56": 125.5e6,
+    "plain20": 40.55e6,
+    "plain56": 125.5e6,
 }
 
 # Entries too big for a forward pass in the default (fast) run; their counts are still checked.
@@ -60,10 +71,14 @@ HEAVY = {
 ALL_MODELS = reszoo.list_models()
 
 
+def total_stride(name):
+    config = reszoo.get_config(name)
+    return (1 if config["stem"] == "cifar" else 4) * math.prod(config["strides"])
+
+
 def small_input_shape(name):
     """The smallest input the entry takes (its total stride), so forward passes stay cheap."""
-    config = reszoo.get_config(name)
-    side = (1 if config["stem"] == "cifar" else 4) * math.prod(config["strides"])
+    side = total_stride(name)
     return (max(side, 32), max(side, 32), 3)
 
 
@@ -158,3 +173,21 @@ def test_logits_stay_float32_under_mixed_precision(name, policy):
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("name", [forward_param(name) for name in ALL_MODELS])
+def test_a_free_size_build_computes_the_same_function_at_any_size(name):
+    """input_shape=(None, None, 3): the same weights, the same outputs, any input size at least
+    the total stride (odd sizes included), and the MACs still those of the registry's size."""
+    fixed = small_model(name)
+    free = reszoo.build(name, input_shape=(None, None, 3))
+    assert free.input_shape == (None, None, None, 3)
+    free.set_weights(fixed.get_weights())
+    images = random_images(fixed.input_shape[1:], seed=2)
+    np.testing.assert_array_equal(free(images, training=False), fixed(images, training=False))
+    stride = total_stride(name)
+    odd = random_images((stride + stride // 2 + 1, 2 * stride + 3, 3), seed=3)
+    logits = keras.ops.convert_to_numpy(free(odd, training=True))
+    assert logits.shape == (2, reszoo.get_config(name)["num_classes"])
+    assert np.all(np.isfinite(logits))
+    assert count_macs(free) == reszoo.get_config(name)["macs"]
