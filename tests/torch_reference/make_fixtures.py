@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from article import ArticleSmallResNet
 from timm_cases import TIMM_CASES, timm_case
 from torch import nn
@@ -56,8 +57,28 @@ def article_smallresnet() -> dict:
     return {"images": images, "logits": logits, "trainable": np.int64(trainable), **state}
 
 
+def strided_conv() -> dict:
+    """A 3x3 stride-2 conv with PyTorch's padding=1 (every side): the padding a strided conv must
+    have for ported weights to compute the same function. On the 8 px input Keras's "same"
+    padding (bottom/right only) differs from it; on the 9 px input the two coincide."""
+    rng = np.random.default_rng(0)
+    arrays = {"kernel_oihw": rng.normal(0, 0.3, size=(3, 2, 3, 3)).astype("float32")}
+    for size in (9, 8):
+        image = rng.normal(size=(1, size, size, 2)).astype("float32")
+        output = F.conv2d(
+            torch.from_numpy(image.transpose(0, 3, 1, 2)),
+            torch.from_numpy(arrays["kernel_oihw"]),
+            stride=2,
+            padding=1,
+        )
+        arrays[f"image/{size}"] = image
+        arrays[f"output/{size}"] = output.numpy().transpose(0, 2, 3, 1)
+    return arrays
+
+
 CASES = {
     "article_smallresnet": article_smallresnet,
+    "strided_conv": strided_conv,
     **{name: (lambda spec=spec: timm_case(spec)) for name, spec in TIMM_CASES.items()},
 }
 
