@@ -5,7 +5,7 @@ the weights `generated_tensor` draws from (parameter name, shape, seed), measure
 statistics on a forward pass, and pins in tests/data/torch_reference/<case>.npz the names and
 shapes, the seeds, those statistics and the reference's outputs. `load_case` rebuilds the same
 state dict here with NumPy alone, so a test can write the hub's safetensors file and compare
-reszoo with PyTorch's numbers without importing PyTorch. Only NumPy and safetensors are used.
+reszoo with PyTorch's numbers without importing PyTorch: this file imports NumPy only.
 """
 
 from __future__ import annotations
