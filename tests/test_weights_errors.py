@@ -1,12 +1,16 @@
-"""Bad weights input: one clear reszoo error each, and the model or cache left as it should be."""
+"""Bad weights input: one clear reszoo error each, and the model or cache left as it should be.
+
+The files are timm-layout state dicts drawn again with NumPy from the cases that
+tests/torch_reference/make_fixtures.py pinned in tests/data/torch_reference/ (no PyTorch here).
+"""
 
 import hashlib
 
 import keras
 import numpy as np
 import pytest
+from pinned_reference import load_case
 from safetensors.numpy import save_file
-from timm_reference import LAYOUTS, randomized, reference_logits, state_dict_numpy
 from weights_fixtures import keras_cache, register_with_tag, tag_entry, test_models
 
 import reszoo
@@ -17,11 +21,12 @@ __all__ = ["keras_cache", "test_models"]  # fixtures used by name below
 SMALL = [1, 1, 1, 1]
 
 
-def saved_reference(tmp_path, layout="resnet18", depths=SMALL, num_classes=1000, name="ref"):
-    reference = randomized(LAYOUTS[layout](depths, num_classes=num_classes))
-    path = tmp_path / f"{name}.safetensors"
-    save_file(state_dict_numpy(reference), str(path))
-    return reference, path
+def saved_reference(tmp_path, case_name="timm_resnet18_small"):
+    """A reference case's state dict written as safetensors; returns the case and the path."""
+    case = load_case(case_name)
+    path = tmp_path / f"{case_name}.safetensors"
+    save_file(case.state_dict(), str(path))
+    return case, path
 
 
 def weights_of(model):
@@ -33,7 +38,7 @@ def assert_unchanged(model, before):
 
 
 def test_a_file_of_another_architecture_names_the_first_tensor_and_changes_nothing(tmp_path):
-    _, path = saved_reference(tmp_path, "resnet18")
+    _, path = saved_reference(tmp_path)  # resnet18 at depths SMALL
     model = reszoo.build("resnet50", depths=SMALL, input_shape=(64, 64, 3))
     before = weights_of(model)
     with pytest.raises(reszoo.ConfigError, match=r"'layer1\.0\.conv1\.weight' has shape"):
@@ -42,8 +47,7 @@ def test_a_file_of_another_architecture_names_the_first_tensor_and_changes_nothi
 
 
 def test_a_tensor_without_a_place_is_refused(tmp_path):
-    reference = randomized(LAYOUTS["resnet18"](SMALL))
-    state = state_dict_numpy(reference)
+    state = load_case("timm_resnet18_small").state_dict()
     state["head.weight"] = np.zeros((1, 1, 1, 1), "float32")
     path = tmp_path / "extra.safetensors"
     save_file(state, str(path))
@@ -52,15 +56,14 @@ def test_a_tensor_without_a_place_is_refused(tmp_path):
 
 
 def test_class_count_must_match_unless_num_classes_is_given(tmp_path):
-    reference, path = saved_reference(tmp_path, num_classes=10)
+    case, path = saved_reference(tmp_path, "timm_resnet18_small_10_classes")
     with pytest.raises(reszoo.ConfigError, match="10-class classifier.*num_classes=10"):
         reszoo.build("resnet18", depths=SMALL, weights=str(path))
-    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     model = reszoo.build(
         "resnet18", depths=SMALL, weights=str(path), num_classes=10, input_shape=(64, 64, 3)
     )
-    expected = reference_logits(reference, images, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    ours = np.asarray(model(images, training=False))
+    expected = case.output(64)
+    ours = np.asarray(model(case.images(64), training=False))
     assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
     fresh = reszoo.build("resnet18", depths=SMALL, weights=str(path), num_classes=3)
     assert fresh.get_layer("logits").kernel.shape == (512, 3)
@@ -75,7 +78,7 @@ def test_tag_weights_refuse_an_overridden_architecture_before_downloading(keras_
 
 
 def test_a_truncated_cached_download_is_deleted_and_reported(keras_cache, tmp_path):
-    _, path = saved_reference(tmp_path, "resnet18", depths=[2, 2, 2, 2])
+    _, path = saved_reference(tmp_path, "timm_resnet18_features")  # full-depth resnet18
     cached = keras_cache / "resnet18.tv_in1k.safetensors"
     keras_cache.mkdir(parents=True)
     cached.write_bytes(path.read_bytes()[:100_000])

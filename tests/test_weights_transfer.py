@@ -1,11 +1,15 @@
 """Transfer learning: a pretrained backbone under a new head, in feature extractors, and frozen
-stages that really stay frozen through training (weights and BatchNorm statistics)."""
+stages that really stay frozen through training (weights and BatchNorm statistics).
+
+The backbones are timm-layout references whose features tests/torch_reference/make_fixtures.py
+pinned in tests/data/torch_reference/ (weights drawn again here with NumPy, no PyTorch).
+"""
 
 import keras
 import numpy as np
 import pytest
+from pinned_reference import load_case
 from safetensors.numpy import save_file
-from timm_reference import LAYOUTS, randomized, state_dict_numpy
 from weights_fixtures import keras_cache
 
 import reszoo
@@ -16,26 +20,15 @@ from reszoo.weights.download import cache_dir
 from reszoo.zoo import resolve_config
 
 __all__ = ["keras_cache"]  # fixture used by name below
-TORCH_MEAN, TORCH_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-
-
-def torch_input(images):
-    import torch
-
-    x = (images / 255.0 - TORCH_MEAN) / TORCH_STD
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).astype("float32"))
 
 
 def test_a_tag_gives_its_backbone_to_a_new_head_and_to_any_pooling_and_size(keras_cache):
-    import torch
-
-    reference = randomized(LAYOUTS["resnet18"]([2, 2, 2, 2]), seed=5)
+    case = load_case("timm_resnet18_features")  # resnet18, layer4's output at 96 px
+    state = case.state_dict()
     target = cache_dir() / "resnet18.tv_in1k.safetensors"
     target.parent.mkdir(parents=True)
-    save_file(state_dict_numpy(reference), str(target))
-    images = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
-    with torch.no_grad():
-        features = reference.forward_features(torch_input(images)).numpy().transpose(0, 2, 3, 1)
+    save_file(state, str(target))
+    images, features = case.images(96), case.output(96)
     for pooling, reduce in (("avg", np.mean), ("max", np.max)):
         model = reszoo.build(
             "resnet18",
@@ -51,27 +44,22 @@ def test_a_tag_gives_its_backbone_to_a_new_head_and_to_any_pooling_and_size(kera
     assert ten.get_layer("logits").kernel.shape == (512, 10)
     np.testing.assert_array_equal(
         np.asarray(ten.get_layer("stage4_block2").weights[0]),
-        state_dict_numpy(reference)["layer4.1.conv1.weight"].transpose(2, 3, 1, 0),
+        state["layer4.1.conv1.weight"].transpose(2, 3, 1, 0),
     )
 
 
 def test_a_model_made_of_a_subset_of_the_layers_takes_the_backbone(tmp_path):
     """A feature extractor (the network cut after stage 2) loads what it has and leaves the
     later stages' and the classifier's tensors unused."""
-    import torch
-
-    reference = randomized(LAYOUTS["resnet50"]([1, 2, 1, 1]), seed=6)
+    case = load_case("timm_resnet50_stage2")  # resnet50 [1, 2, 1, 1], layer2's output at 64 px
     path = tmp_path / "resnet50_small.safetensors"
-    save_file(state_dict_numpy(reference), str(path))
+    save_file(case.state_dict(), str(path))
     config = resolve_config("resnet50", depths=[1, 2, 1, 1], input_shape=[64, 64, 3])
     full = reszoo.build("resnet50", depths=[1, 2, 1, 1], input_shape=(64, 64, 3))
     features = keras.Model(full.input, full.get_layer("stage2_block2").output)
     load_weights(features, config, str(path))
-    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    with torch.no_grad():
-        x = reference.maxpool(torch.relu(reference.bn1(reference.conv1(torch_input(images)))))
-        expected = reference.layer2(reference.layer1(x)).numpy().transpose(0, 2, 3, 1)
-    ours = np.asarray(features(images, training=False))
+    expected = case.output(64)
+    ours = np.asarray(features(case.images(64), training=False))
     assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -153,47 +152,3 @@ LAYOUTS = {
     "wide_resnet50_2": lambda d, **k: ResNet(Bottleneck, d, base_width=128, **k),
     "seresnet50": lambda d, **k: ResNet(Bottleneck, d, se=True, **k),
 }
-
-
-def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and trained-looking BatchNorm statistics, in eval mode.
-
-    Convs get timm's and torchvision's init (He normal, fan_out). The BN statistics are measured
-    on random images (as training would leave them) and then perturbed, so every normalisation
-    is non-trivial and the input's signal survives to the logits.
-    """
-    torch.manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.normal_(module.bias, 0, 0.1)
-        elif isinstance(module, nn.BatchNorm2d):
-            with torch.no_grad():
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.1)
-            module.momentum = None  # cumulative average over the calibration pass
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(8, 3, 64, 64))
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.add_(torch.randn_like(module.running_mean) * 0.05)
-                module.running_var.mul_(torch.empty_like(module.running_var).uniform_(0.8, 1.25))
-    return model.eval()
-
-
-def state_dict_numpy(model: nn.Module) -> dict[str, np.ndarray]:
-    """The state dict as the hub's safetensors holds it: same keys, contiguous arrays."""
-    return {key: value.detach().numpy().copy() for key, value in model.state_dict().items()}
-
-
-def reference_logits(model: nn.Module, images_nhwc: np.ndarray, mean, std) -> np.ndarray:
-    """The reference's output for raw 0..255 RGB pixels normalised with the tag's mean/std."""
-    x = (images_nhwc / 255.0 - np.asarray(mean)) / np.asarray(std)
-    with torch.no_grad():
-        return model(torch.from_numpy(x.transpose(0, 3, 1, 2).astype("float32"))).numpy()
-
-
-def relative_difference(ours: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.abs(ours - expected).max() / np.abs(expected).max())
