@@ -10,7 +10,7 @@ import pytest
 from weights_fixtures import WEIGHTS_JSON
 
 import reszoo
-from reszoo.__main__ import zoo_table
+from reszoo.commands.listing import zoo_table
 from reszoo.layers import PixelNormalization
 from reszoo.weights import tags as tag_module
 
