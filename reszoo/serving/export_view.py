@@ -56,8 +56,8 @@ def describe(model) -> ModelSpec:
         raise ExportError(
             f"model {model.name!r} takes {shape}; export needs RGB images [batch, height, width, 3]"
         )
-    names = tuple(model.output_names)
-    if len(set(names)) != len(outputs):
+    names = tuple(named_outputs(model))
+    if len(names) != len(outputs):
         raise ExportError(f"model {model.name!r} has outputs without distinct names: {names}")
     return ModelSpec(shape[1], shape[2], names)
 
@@ -70,8 +70,15 @@ def export_view(model, spec: ModelSpec):
     """
     if _computes_in_half_precision(model):
         model = float32_copy(model)
-    outputs = dict(zip(spec.output_names, model.outputs))
+    outputs = named_outputs(model)
     return keras.Model(model.inputs[0], outputs, name=model.name)
+
+
+def named_outputs(model) -> dict:
+    """The model's outputs by name: a dict output's keys, else the output layers' names."""
+    if isinstance(model.output, dict):
+        return dict(model.output)
+    return dict(zip(model.output_names, model.outputs))
 
 
 def _computes_in_half_precision(model) -> bool:

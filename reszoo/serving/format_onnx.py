@@ -39,11 +39,9 @@ class ONNXFormat(KerasFormat):
         try:
             onnx.checker.check_model(str(path), full_check=True)
         except onnx.checker.ValidationError as e:
-            missing = [node for node in graph.node if not onnx.defs.has(node.op_type, node.domain)]
+            missing = [n.op_type for n in graph.node if not onnx.defs.has(n.op_type, n.domain)]
             if missing:
-                where = " ".join("/" + node.name for node in missing)  # paths name the layers
-                ops = [node.op_type for node in missing]
-                raise unsupported_error(self.name, model, ops, where) from e
+                raise unsupported_error(self.name, model, missing) from e
             raise ExportError(f"the ONNX converter wrote an invalid model: {e}") from e
 
     def embed_metadata(self, path: Path, text: str) -> None:

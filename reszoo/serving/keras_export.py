@@ -176,7 +176,7 @@ class KerasFormat:
         ops = self.unsupported_ops(text)
         if not ops:
             return ExportError(f"the {self.name} converter failed on model {model.name!r}: {text}")
-        return unsupported_error(self.name, model, ops, text)
+        return unsupported_error(self.name, model, ops)
 
     def _format_record(self, spec, options: dict) -> dict:
         return {
@@ -222,19 +222,34 @@ class KerasFormat:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def unsupported_error(format_name: str, model, ops: list[str], text: str) -> ExportError:
+def unsupported_error(format_name: str, model, ops: list[str]) -> ExportError:
     """ExportError naming the operations a format lacks and the layers that use them."""
-    layers = [
-        layer.name
-        for layer in model.layers
-        if re.search(rf"[/\"]{re.escape(layer.name)}(_\d+)?/", text)
-    ]
+    ops = sorted(set(ops))
+    layers = _layers_using(model, ops)
     where = f" (used by layer(s) {', '.join(layers)})" if layers else ""
     return ExportError(
         f"{format_name} cannot express model {model.name!r}: no {format_name} operation for "
-        f"{', '.join(sorted(set(ops)))}{where}; replace that computation with Keras ops the "
-        "format supports, or export another format"
+        f"{', '.join(ops)}{where}; replace that computation with Keras ops the format "
+        "supports, or export another format"
     )
+
+
+def _layers_using(model, ops: list[str]) -> list[str]:
+    """The model's layers whose TensorFlow graph holds one of `ops` (traced once, by name)."""
+    import tensorflow as tf
+
+    spec = views.describe(model)
+    graph = (
+        tf.function(lambda images: model(images, training=False))
+        .get_concrete_function(tf.TensorSpec(spec.input_shape, tf.float32))
+        .graph
+    )
+    paths = ["/" + op.name for op in graph.get_operations() if op.type in ops]
+    return [
+        layer.name
+        for layer in model.layers
+        if any(re.search(rf"/{re.escape(layer.name)}(_\d+)?/", path) for path in paths)
+    ]
 
 
 def _probe_images(spec) -> np.ndarray:
