@@ -1,9 +1,9 @@
 """What every export through Keras's own exporters (`model.export(format=...)`) shares.
 
 A format is a `KerasFormat`: its name, the pip extra that installs its converter and runtime,
-the file it writes, and four hooks (converter arguments, a check of the converted file,
-embedding metadata, running the file with its runtime). `write` does the rest the same way for
-every format:
+the file it writes, and hooks for what differs (converter arguments, a check of the converted
+file, the operations a converter error names, embedding and reading metadata, running the file
+with its runtime). `write` does the rest the same way for every format:
 
     check the options and the model (nothing written yet)
     -> in a hidden directory beside the target: convert through `model.export(format=...)`,
@@ -108,7 +108,8 @@ class KerasFormat:
                 ) from e
 
     def resolve_options(self, options: dict | None) -> dict:
-        """The options with their defaults; ExportError for a name this format does not take."""
+        """The options with their defaults (None means the default); ExportError for a name
+        this format does not take."""
         known = {**COMMON_OPTIONS, **self.OPTIONS}
         options = dict(options or {})
         unknown = sorted(set(options) - set(known))
@@ -117,9 +118,11 @@ class KerasFormat:
                 f"format {self.name!r} takes no option(s) {', '.join(map(repr, unknown))}; "
                 f"its options: {', '.join(sorted(known))}"
             )
-        return {**known, **options}
+        return {**known, **{k: v for k, v in options.items() if v is not None}}
 
-    def write(self, model, target_dir, *, metadata: dict, options: dict) -> list[Path]:
+    def write(
+        self, model, target_dir, *, metadata: dict | None, options: dict | None
+    ) -> list[Path]:
         """Export `model` as TARGET_DIR/<file_name> plus reszoo_metadata.json; the files written.
 
         metadata: what the SavedModel records (class names, preprocessing, input size, ...);
@@ -127,15 +130,19 @@ class KerasFormat:
         options: "overwrite" (replace an existing TARGET_DIR), "representative_data" and
             "representative_count" (see reszoo.serving.representative), and the format's own.
         """
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ExportError(f"metadata must be a dict; got {type(metadata).__name__}")
+        metadata = dict(metadata or {})
         options = self.resolve_options(options)
         self.check_available()
         spec = views.describe(model)
         images = self._representative(spec, options)
+        kwargs = self.export_kwargs(options, images)
         target = Path(target_dir)
         with staged_directory(target, bool(options["overwrite"])) as staging:
             artifact = staging / self.file_name
             view = views.export_view(model, spec)
-            self._convert(view, artifact, spec, self.export_kwargs(options, images))
+            self._convert(view, artifact, spec, kwargs)
             record = {**metadata, "export_format": self._format_record(spec, options)}
             self.embed_metadata(artifact, _to_json(record))
             probe = images[:PROBE_IMAGES] if images is not None else _probe_images(spec)
@@ -169,13 +176,15 @@ class KerasFormat:
                 **kwargs,
             )
         except Exception as e:  # noqa: BLE001 - every converter has its own exception types
-            raise self._conversion_error(view, str(e)) from e
+            raise self._conversion_error(view, e) from e
         self.check_artifact(artifact, view)
 
-    def _conversion_error(self, model, text: str) -> ExportError:
-        ops = self.unsupported_ops(text)
+    def _conversion_error(self, model, error: Exception) -> ExportError:
+        ops = self.unsupported_ops(str(error))
         if not ops:
-            return ExportError(f"the {self.name} converter failed on model {model.name!r}: {text}")
+            return ExportError(
+                f"the {self.name} converter failed on model {model.name!r}: {first_line(error)}"
+            )
         return unsupported_error(self.name, model, ops)
 
     def _format_record(self, spec, options: dict) -> dict:

@@ -21,7 +21,9 @@ DEFAULT_COUNT = 200
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-def representative_images(source, size: tuple[int, int], count: int = DEFAULT_COUNT) -> np.ndarray:
+def representative_images(
+    source, size: tuple[int, int] | None, count: int = DEFAULT_COUNT
+) -> np.ndarray:
     """float32 [N <= count, height, width, 3] pixels 0..255 from `source`.
 
     source: an array [N, h, w, 3] (or a list of [h, w, 3] images) of pixels 0..255; a
@@ -148,7 +150,8 @@ def _from_folder(folder: Path, size: tuple[int, int], count: int) -> np.ndarray:
     return np.stack(images)
 
 
-def _resized(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if images.shape[1:3] == tuple(size) or len(images) == 0:
+def _resized(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """`images` at `size` (None: a model with a free height or width takes them as they are)."""
+    if size is None or images.shape[1:3] == tuple(size) or len(images) == 0:
         return images.astype(np.float32)
     return tf.image.resize(images, size, method="bilinear").numpy().astype(np.float32)
