@@ -286,6 +286,26 @@ def test_an_operation_the_format_lacks_is_named_and_nothing_is_written(tmp_path,
     assert_nothing_written(tmp_path / "out", tmp_path / "out" / fmt)
 
 
+def test_onnx_refuses_resnext_whose_grouped_convolutions_keras_compiles_with_xla(tmp_path):
+    # Keras's TensorFlow backend runs a grouped convolution as an XLA-compiled nested function,
+    # which tf2onnx keeps as an untranslated call; LiteRT and OpenVINO convert it.
+    model = reszoo.build(
+        "resnext50_32x4d",
+        input_shape=(32, 32, 3),
+        num_classes=3,
+        depths=[1, 1, 1, 1],
+        widths=[8, 16, 16, 16],
+        stem_width=8,
+        groups=2,
+        base_width=64,
+    )
+    with pytest.raises(
+        reszoo.ExportError, match=r"no onnx operation for StatefulPartitionedCall .*grouped conv"
+    ):
+        write("onnx", model, tmp_path / "out" / "onnx")
+    assert_nothing_written(tmp_path / "out", tmp_path / "out" / "onnx")
+
+
 def test_an_existing_export_is_replaced_only_when_asked(tmp_path):
     model = reszoo.build("resnet20", **TINY)
     target = tmp_path / "onnx"

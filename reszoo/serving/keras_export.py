@@ -39,6 +39,13 @@ COMMON_OPTIONS = {
     "representative_data": None,
     "representative_count": DEFAULT_COUNT,
 }
+# What an operation a converter leaves unconverted usually comes from, for the error message.
+OPERATION_ORIGINS = {
+    "StatefulPartitionedCall": (
+        "a nested TensorFlow function the converter keeps whole; Keras's TensorFlow backend "
+        "compiles grouped convolutions (ResNeXt) with XLA into one"
+    ),
+}
 PROBE_IMAGES = 4
 PROBE_SIZE = 64  # for a free height or width: any size of at least the network's stride
 
@@ -236,9 +243,10 @@ def unsupported_error(format_name: str, model, ops: list[str]) -> ExportError:
     ops = sorted(set(ops))
     layers = _layers_using(model, ops)
     where = f" (used by layer(s) {', '.join(layers)})" if layers else ""
+    origins = "".join(f"; {op} is {OPERATION_ORIGINS[op]}" for op in ops if op in OPERATION_ORIGINS)
     return ExportError(
         f"{format_name} cannot express model {model.name!r}: no {format_name} operation for "
-        f"{', '.join(ops)}{where}; replace that computation with Keras ops the format "
+        f"{', '.join(ops)}{where}{origins}; replace that computation with Keras ops the format "
         "supports, or export another format"
     )
 
