@@ -24,6 +24,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
+from export_client import read_warmup_requests  # noqa: E402
 from serving_support import DOCUMENTED_SIGNATURES as SIGNATURES  # noqa: E402
 from serving_support import (  # noqa: E402
     NAMES,
@@ -35,6 +36,7 @@ from serving_support import (  # noqa: E402
 )
 
 import reszoo  # noqa: E402
+from reszoo.serving.signatures import SIGNATURES as TABLE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "export_client.py"
@@ -334,3 +336,32 @@ def test_layout_class_names_asset_and_metadata(exported):
     assert metadata["versions"]["reszoo"] == reszoo.__version__
     assert metadata["versions"]["keras"] == keras.__version__
     assert metadata["versions"]["tensorflow"] == tf.__version__
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(str(exported))
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_every_signature_of_the_table_serves_its_own_encoding(loaded, exported, tiny_model, name):
+    """A new entry of SIGNATURES gets this check for free: pixels carried by its own `encode`
+    give the Keras model's outputs (resized in the graph when not of the model's size), and
+    the metadata and the warm-up records list it."""
+    entry = TABLE[name]
+    rng = np.random.default_rng(5)
+    for shape, resize in [((3, 64, 64, 3), False), ((2, 50, 70, 3), True)]:
+        pixels = rng.integers(0, 256, shape).astype(np.uint8)
+        request = tf.constant(entry.encode(pixels), tf.as_dtype(entry.dtype))
+        outputs = loaded.signatures[name](**{entry.input_name: request})
+        images = pixels.astype(np.float32)
+        if resize:
+            images = tf.image.resize(images, (64, 64)).numpy()
+        assert_matches({k: v.numpy() for k, v in outputs.items()}, reference(tiny_model, images))
+    metadata = json.loads((exported / "assets.extra" / "reszoo_metadata.json").read_text())
+    assert metadata["signatures"][name] == entry.metadata()
+    warmup = read_warmup_requests(str(exported / "assets.extra" / "tf_serving_warmup_requests"))
+    assert name in [signature for _, signature, _ in warmup]
