@@ -25,6 +25,7 @@ DOCUMENTED_SIGNATURES = {
     "serving_default": ("images", "float32"),
     "serving_uint8": ("images", "uint8"),
     "serving_image_bytes": ("image_bytes", "string"),
+    "serving_unit_float": ("images", "float32"),
 }
 
 

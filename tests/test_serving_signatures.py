@@ -365,3 +365,11 @@ def test_every_signature_of_the_table_serves_its_own_encoding(loaded, exported, 
     assert metadata["signatures"][name] == entry.metadata()
     warmup = read_warmup_requests(str(exported / "assets.extra" / "tf_serving_warmup_requests"))
     assert name in [signature for _, signature, _ in warmup]
+
+
+def test_unit_float_pixels_give_the_answers_of_the_same_uint8_pixels(loaded):
+    pixels = np.random.default_rng(6).integers(0, 256, (4, 48, 64, 3)).astype(np.uint8)
+    unit = loaded.signatures["serving_unit_float"](images=tf.constant(pixels / np.float32(255)))
+    uint8 = loaded.signatures["serving_uint8"](images=tf.constant(pixels))
+    np.testing.assert_allclose(unit["logits"].numpy(), uint8["logits"].numpy(), atol=1e-4)
+    np.testing.assert_array_equal(unit["classes"].numpy(), uint8["classes"].numpy())

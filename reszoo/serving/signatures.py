@@ -113,6 +113,14 @@ SIGNATURES = {
         logits=_encoded_logits,
         encode=_png_files,
     ),
+    "serving_unit_float": Signature(
+        input_name="images",
+        dtype="float32",
+        shape=PIXEL_BATCH,
+        description="RGB pixel values 0..1 as float32 (as from tf.image.convert_image_dtype)",
+        logits=lambda graph, images: graph.pixel_logits(images * 255.0),
+        encode=lambda pixels: pixels.astype(np.float32) / 255.0,
+    ),
 }
 
 
