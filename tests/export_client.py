@@ -16,7 +16,7 @@ functions below are usable on their own:
 - predictions_to_rest: outputs -> the REST response body ({"predictions": [...]}).
 - read_warmup_requests: decode assets.extra/tf_serving_warmup_requests (TFRecord of
   tensorflow.serving.PredictionLog) with a protobuf descriptor written here from TF Serving's
-  .proto field numbers, independently of the encoder in reszoo/serving/exporter.py.
+  .proto field numbers, independently of the encoder in reszoo/serving/warmup.py.
 """
 
 from __future__ import annotations
