@@ -342,3 +342,31 @@ def test_a_model_with_two_inputs_is_refused(tmp_path):
     with pytest.raises(reszoo.ExportError, match="has 2 inputs; export needs one image input"):
         write("onnx", model, tmp_path / "out")
     assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+# ----------------------------------------------------------------------------- reszoo.export
+
+
+def test_reszoo_export_writes_versions_of_every_format_from_a_run_directory(trained, tmp_path):
+    """reszoo.export / `reszoo export --format`: versioned like the SavedModel, int8 calibrated
+    on the run's own training data, class names from the run, the runtime's logits those of the
+    trained model."""
+    run, model, images, _ = trained
+    base = tmp_path / "exported"
+    path = reszoo.export(str(run), base, format="litert", options={"quantize": "int8"})
+    assert path == base / "1" and sorted(p.name for p in path.iterdir()) == [
+        "model.tflite", "reszoo_metadata.json",
+    ]  # fmt: skip
+    metadata = json.loads((path / "reszoo_metadata.json").read_text())
+    assert metadata["class_names"] == [str(i) for i in range(10)] and metadata["version"] == 1
+    assert metadata["export_format"]["quantize"] == "int8"
+    assert reszoo.export(str(run), base, format="onnx") == base / "2"
+    want = np.asarray(model(images[:16], training=False))
+    assert relative_difference(run_onnx(base / "2", images[:16]), want) < FLOAT_TOLERANCE["float32"]
+
+
+def test_saved_model_takes_no_format_options_and_writes_nothing(trained, tmp_path):
+    run, _, _, _ = trained
+    with pytest.raises(reszoo.ExportError, match="takes no option.*quantize"):
+        reszoo.export(str(run), tmp_path / "out", options={"quantize": "int8"})
+    assert not (tmp_path / "out").exists()

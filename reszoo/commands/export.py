@@ -24,6 +24,8 @@ examples:
   reszoo export runs/resnet20-digits exported/resnet20 --version 1 --overwrite
   reszoo export resnet50 exported/resnet50 --class-names imagenet.txt   # untrained
   reszoo export runs/resnet20-digits exported/r20 --max-batch-size 64 --signature serving_uint8
+  reszoo export runs/resnet20-digits exported/r20-int8 --format litert --quantize int8
+  reszoo export runs/resnet20-digits exported/r20-onnx --format onnx
 
 exit codes: 0 success, 2 bad arguments or input, 1 unexpected failure"""
 
@@ -62,6 +64,37 @@ def add_arguments(parser):
         parser.add_argument(
             option, type=cli.positive_int, default=default, help=f"most {what} (default {default})"
         )
+    add_format_options(parser)
+
+
+def add_format_options(parser):
+    """The options of the LiteRT/ONNX/OpenVINO formats (reszoo/serving/keras_export.py)."""
+    from reszoo.serving.format_litert import QUANTIZATIONS
+
+    parser.add_argument(
+        "--quantize",
+        choices=list(QUANTIZATIONS),
+        help="litert: weights (and with int8 activations) in lower precision (default float32)",
+    )
+    parser.add_argument(
+        "--representative-data",
+        metavar="PATH_OR_DATASET",
+        help="int8 calibration images: a run directory, an image folder or a dataset name "
+        "(default: the run's own training data)",
+    )
+    parser.add_argument(
+        "--representative-count", type=cli.positive_int, help="calibration images (default 200)"
+    )
+    parser.add_argument("--opset", type=cli.positive_int, help="onnx: the opset to write")
+
+
+def _format_options(args) -> dict:
+    return {
+        "quantize": args.quantize,
+        "representative_data": args.representative_data,
+        "representative_count": args.representative_count,
+        "opset": args.opset,
+    }
 
 
 def run(args) -> int:
@@ -80,6 +113,7 @@ def run(args) -> int:
         max_batch_size=args.max_batch_size,
         max_image_pixels=args.max_image_pixels,
         max_request_pixels=args.max_request_pixels,
+        options=_format_options(args),
     )
     print(f"{args.prog_name}: wrote {path}")
     return 0

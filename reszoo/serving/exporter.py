@@ -52,7 +52,7 @@ def _exportable(source, *, model_name, config, summary) -> sources.ModelSource:
     )
 
 
-def _job(source, class_names, export_dir: Path, writer, limits, signatures) -> ExportJob:
+def _job(source, class_names, export_dir: Path, writer, limits, signatures, options) -> ExportJob:
     names = check_class_names(
         class_names if class_names is not None else source.class_names,
         sources.classifier_size(source.model)[2],
@@ -68,6 +68,7 @@ def _job(source, class_names, export_dir: Path, writer, limits, signatures) -> E
         limits=limits,
         signatures=tuple(signatures),
         serving_name=export_dir.resolve().name,
+        options={k: v for k, v in (options or {}).items() if v is not None},
     )
 
 
@@ -86,6 +87,7 @@ def export(
     max_batch_size=DEFAULT_MAX_BATCH_SIZE,
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
     max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS,
+    options=None,
 ) -> Path:
     """Write `model` as EXPORT_DIR/<version>/ in `format`; returns that path.
 
@@ -100,6 +102,8 @@ def export(
     signatures: names of SIGNATURES to export (default: all).
     max_batch_size, max_image_pixels, max_request_pixels: the serving limits (see
         reszoo/serving/limits.py for the defaults and why), enforced in the graph.
+    options: the LiteRT/ONNX/OpenVINO formats' own, e.g. {"quantize": "int8",
+        "representative_data": "runs/x"} (reszoo/serving/keras_export.py lists them).
 
     Raises ExportError (a ValueError) for bad input; nothing is left half-written.
     """
@@ -109,7 +113,7 @@ def export(
     chosen = check_names(signatures)
     version = check_export_dir(export_dir, version, overwrite)
     source = _exportable(sources.load(model), model_name=model_name, config=config, summary=summary)
-    job = _job(source, class_names, export_dir, writer, limits, chosen)
+    job = _job(source, class_names, export_dir, writer, limits, chosen, options)
     writer.check(job)
     with Staging(export_dir) as staging:
         writer.write(job, staging.target, staging.scratch)

@@ -20,12 +20,18 @@ An entry is any object with (SavedModelFormat below is the reference):
 `job` is an ExportJob: the model and what is recorded about it. This module does not import
 TensorFlow (the command line lists the choices before TensorFlow starts): entries import what
 they need inside `check` and `write`.
+
+Besides the SavedModel, the formats Keras's own exporters write (LiteRT, ONNX, OpenVINO;
+reszoo/serving/keras_formats.py) are entries through KerasExporterFormat: one version directory
+holds the artifact and reszoo_metadata.json beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+from reszoo.errors import ExportError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,7 @@ class ExportJob:
     limits: object
     signatures: tuple
     serving_name: str
+    options: dict = dataclasses.field(default_factory=dict)
 
 
 class SavedModelFormat:
@@ -58,6 +65,11 @@ class SavedModelFormat:
     def check(self, job: ExportJob) -> None:
         from reszoo.serving.saved_model import check_saved_model
 
+        if job.options:
+            raise ExportError(
+                f"format 'saved_model' takes no option(s) {', '.join(sorted(job.options))}; "
+                "they belong to the LiteRT/ONNX formats (--format litert, onnx)"
+            )
         check_saved_model(job)
 
     def write(self, job: ExportJob, target: Path, scratch: Path) -> None:
@@ -66,4 +78,48 @@ class SavedModelFormat:
         write_saved_model(job, target, scratch)
 
 
-FORMATS = {"saved_model": SavedModelFormat()}
+class KerasExporterFormat:
+    """A format written by Keras's own exporter and checked by its runtime
+    (reszoo/serving/keras_formats.py: KERAS_FORMATS[name]). The serving limits and signatures
+    are the SavedModel's: a LiteRT/ONNX/OpenVINO runtime takes float32 pixels 0..255 as they are,
+    at the model's input size."""
+
+    metadata_file = "reszoo_metadata.json"
+
+    def __init__(self, name: str, description: str):
+        self.name = name
+        self.description = description
+
+    def _exporter(self):
+        from reszoo.serving.keras_formats import KERAS_FORMATS
+
+        return KERAS_FORMATS[self.name]
+
+    def _options(self, job: ExportJob) -> dict:
+        """The job's options; int8 from a run directory calibrates on that run's training data."""
+        options = dict(job.options)
+        run_dir = getattr(job.source, "run_dir", None)
+        if options.get("quantize") == "int8" and not options.get("representative_data") and run_dir:
+            options["representative_data"] = str(run_dir)
+        return options
+
+    def check(self, job: ExportJob) -> None:
+        exporter = self._exporter()
+        exporter.check_available()
+        exporter.resolve_options(self._options(job))
+
+    def write(self, job: ExportJob, target: Path, scratch: Path) -> None:
+        metadata = {k: v for k, v in job.metadata.items() if k not in ("signatures", "limits")}
+        self._exporter().write(
+            job.source.model, target, metadata=metadata, options=self._options(job)
+        )
+
+
+FORMATS = {
+    "saved_model": SavedModelFormat(),
+    "litert": KerasExporterFormat(
+        "litert", "LiteRT (TFLite) flatbuffer: float32, float16 or int8 (--quantize)"
+    ),
+    "onnx": KerasExporterFormat("onnx", "ONNX graph for onnxruntime (tf2onnx)"),
+    "openvino": KerasExporterFormat("openvino", "OpenVINO IR (model.xml + model.bin)"),
+}
