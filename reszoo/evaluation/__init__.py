@@ -47,10 +47,14 @@ def choose_examples(classifier, dataset: str, split=None, *, batch_size=64, data
             return held_out, None
         held = config.get("validation_split")
         if split == "validation":
-            raise DataError(f"the run held out no data (validation_split={held}); pass "
-                            "--split train, or another dataset")  # fmt: skip
-        note = (f"the run held out no data (validation_split={held}): these images may be "
-                "among those it trained on")  # fmt: skip
+            raise DataError(
+                f"the run held out no data (validation_split={held}); pass "
+                "--split train, or another dataset"
+            )
+        note = (
+            f"the run held out no data (validation_split={held}): these images may be "
+            "among those it trained on"
+        )
     else:
         note = None
     size = tuple(classifier.source.input_size)
@@ -90,8 +94,10 @@ def _checked_files(arguments) -> list:
         if os.path.isfile(argument):
             _, problem = image_files.decode_file(argument)
             if problem:
-                raise DataError(f"{argument} is not an image this can read ({problem}); pass "
-                                "JPEG, PNG, GIF or BMP files or folders of them")  # fmt: skip
+                raise DataError(
+                    f"{argument} is not an image this can read ({problem}); pass "
+                    "JPEG, PNG, GIF or BMP files or folders of them"
+                )
     return image_files.expand_paths(arguments)
 
 

@@ -27,8 +27,11 @@ from reszoo.errors import DataError
 from reszoo.evaluation import images as image_files
 
 SPLITS = ("train", "validation", "test")
-_SPLIT_FOLDERS = {"train": ("train", "training"), "validation": ("val", "validation", "valid"),
-                  "test": ("test",)}  # fmt: skip
+_SPLIT_FOLDERS = {
+    "train": ("train", "training"),
+    "validation": ("val", "validation", "valid"),
+    "test": ("test",),
+}
 
 
 @dataclasses.dataclass
@@ -60,16 +63,19 @@ def _generated_splits(name: str, size: tuple, data_dir) -> dict:
     from reszoo import data
 
     size = None if None in size else size
-    train, validation, info = data.load(name, batch_size=64, image_size=size, augment="none",
-                                        cache=False, drop_remainder=False)  # fmt: skip
-    found = {"train": (train, info.train_examples), "validation": (validation, 0)}
-    found["validation"] = (validation, info.validation_examples)
+    train, validation, info = data.load(
+        name, batch_size=64, image_size=size, augment="none", cache=False, drop_remainder=False
+    )
+    found = {
+        "train": (train, info.train_examples),
+        "validation": (validation, info.validation_examples),
+    }
     return {
         split: (
             f"reszoo.data's {split} split of {name} ({count} images)",
             info.class_names,
             lambda skipped, pipeline=pipeline: _pipeline_items(pipeline),
-        )  # fmt: skip
+        )
         for split, (pipeline, count) in found.items()
         if pipeline is not None
     }
@@ -117,8 +123,11 @@ def _folder_splits(root: str, size, data_dir) -> dict:
     splits = {}
     for split, folder in _folder_layout(root).items():
         names, paths, labels = image_files.class_folder(folder)
-        splits[split] = (f"{folder} ({len(paths)} files)", names,
-                         lambda skipped, p=paths, y=labels: _folder_items(p, y, skipped))  # fmt: skip
+        splits[split] = (
+            f"{folder} ({len(paths)} files)",
+            names,
+            lambda skipped, p=paths, y=labels: _folder_items(p, y, skipped),
+        )
     return splits
 
 
@@ -133,22 +142,41 @@ def _tfds_items(builder, split) -> Iterator:
         yield image[..., :3], int(label), None
 
 
+def _loads(builder, split) -> bool:
+    try:
+        builder.as_dataset(split=split)
+    except Exception:  # noqa: BLE001 - tfds raises several kinds for a split it does not have
+        return False
+    return True
+
+
 def _tfds_splits(name: str, size, data_dir) -> dict:
     import tensorflow_datasets as tfds
 
     from reszoo import data
 
     # reszoo.data's checks first: an unknown or unprepared data set is one line saying what to do
-    _, _, info = data.load(name, batch_size=1, image_size=(32, 32), augment="none",
-                           data_dir=data_dir, cache=False, drop_remainder=False)  # fmt: skip
+    _, _, info = data.load(
+        name,
+        batch_size=1,
+        image_size=(32, 32),
+        augment="none",
+        data_dir=data_dir,
+        cache=False,
+        drop_remainder=False,
+    )
     builder = tfds.builder(name, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR") or None)
-    counts = {s: builder.info.splits[s].num_examples for s in SPLITS if s in builder.info.splits}
+    if builder.is_prepared():
+        splits = builder.info.splits
+        counts = {s: f"{splits[s].num_examples} images" for s in SPLITS if s in splits}
+    else:  # tfds.testing.mock_data: the splits it makes up
+        counts = {s: "mock data" for s in SPLITS if _loads(builder, s)}
     return {
         split: (
-            f"TFDS {name}, split {split} ({count} images)",
+            f"TFDS {name}, split {split} ({count})",
             info.class_names,
             lambda skipped, split=split: _tfds_items(builder, split),
-        )  # fmt: skip
+        )
         for split, count in counts.items()
     }
 
@@ -166,10 +194,14 @@ def _missing_path(dataset: str) -> bool:
 
 def _refuse_missing(dataset: str, size, data_dir):
     if os.path.exists(dataset):
-        raise DataError(f"{dataset} is a file; DATASET is a folder of class sub-folders, "
-                        "digits, synthetic or a TFDS name")  # fmt: skip
-    raise DataError(f"{dataset} does not exist; DATASET is a folder of class sub-folders, "
-                    "digits, synthetic or a TFDS name")  # fmt: skip
+        raise DataError(
+            f"{dataset} is a file; DATASET is a folder of class sub-folders, "
+            "digits, synthetic or a TFDS name"
+        )
+    raise DataError(
+        f"{dataset} does not exist; DATASET is a folder of class sub-folders, "
+        "digits, synthetic or a TFDS name"
+    )
 
 
 # (kind, does DATASET name one, its splits): tried in order
@@ -191,6 +223,8 @@ def examples(dataset: str, split: str | None, size: tuple, data_dir=None) -> Exa
     DataError naming the splits there are when it has no such split."""
     splits_of = next(splits for _, matches, splits in DATASET_KINDS if matches(dataset))
     splits = splits_of(dataset, size, data_dir)
+    if not splits:
+        raise DataError(f"{dataset} has none of the splits {', '.join(SPLITS)}")
     if split is None:
         split = next(s for s in DEFAULT_SPLITS if s in splits)
     elif split not in splits:
@@ -227,7 +261,15 @@ def run_held_out(config: dict, batch_size: int) -> Examples | None:
     )
     if validation is None:
         return None
-    description = (f"the data the run held out for validation ({info.validation_examples} "
-                   "images), prepared by the run's own pipeline (reszoo.data)")  # fmt: skip
-    return Examples(config["dataset"], "validation", description, info.class_names,
-                    items=lambda: _pipeline_items(validation), prepared=True)  # fmt: skip
+    description = (
+        f"the data the run held out for validation ({info.validation_examples} "
+        "images), prepared by the run's own pipeline (reszoo.data)"
+    )
+    return Examples(
+        config["dataset"],
+        "validation",
+        description,
+        info.class_names,
+        items=lambda: _pipeline_items(validation),
+        prepared=True,
+    )

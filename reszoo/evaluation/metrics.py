@@ -57,7 +57,7 @@ class Totals:
                 "images": int(row.sum()),
                 "correct": int(row[i]),
                 "accuracy": float(row[i] / row.sum()) if row.sum() else None,
-            }  # fmt: skip
+            }
             for i, (name, row) in enumerate(zip(class_names, self.confusion))
         ]
         return {

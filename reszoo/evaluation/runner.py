@@ -28,8 +28,10 @@ def align_labels(dataset: str, names, classifier) -> tuple:
         if spelling and len(spelling) == len(names) and set(spelling) == set(names):
             index = {name: i for i, name in enumerate(spelling)}
             return np.asarray([index[n] for n in names]), None
-    raise DataError(f"{dataset}'s classes are not the model's: {_difference(names, classifier)}; "
-                    "evaluate on data with the model's classes")  # fmt: skip
+    raise DataError(
+        f"{dataset}'s classes are not the model's: {_difference(names, classifier)}; "
+        "evaluate on data with the model's classes"
+    )
 
 
 def _difference(names, classifier) -> str:
