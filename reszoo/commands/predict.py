@@ -26,8 +26,11 @@ examples:
 
 
 def add_arguments(parser):
-    parser.add_argument("source", metavar="SOURCE",
-                        help="a run directory, an export directory, or a zoo name with --weights")  # fmt: skip
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a run directory, an export directory, or a zoo name with --weights",
+    )
     parser.add_argument(
         "images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files or folders"
     )
@@ -59,13 +62,19 @@ def run(args) -> int:
     classifier = evaluation.load(args.source, args.weights)
     skipped = []
     shown = 0
-    for path, ranked in evaluation.predict(classifier, args.images, top=args.top,
-                                           batch_size=args.batch_size, skipped=skipped):  # fmt: skip
+    for path, ranked in evaluation.predict(
+        classifier, args.images, top=args.top, batch_size=args.batch_size, skipped=skipped
+    ):
         print(_json(path, ranked) if args.json else _table(path, ranked))
         shown += 1
+    if not shown:
+        unread = (
+            f"; {len(skipped)} file(s) could not be read, e.g. {skipped[0][0]}: {skipped[0][1]}"
+        )
+        raise DataError(
+            f"no readable image in {' '.join(args.images)}{unread if skipped else ''}; pass JPEG, "
+            "PNG, GIF or BMP files or folders of them"
+        )
     for path, reason in skipped:
         print(f"{args.prog_name}: skipped {path}: {reason}", file=sys.stderr)
-    if not shown:
-        raise DataError(f"no readable image in {' '.join(args.images)}; pass JPEG, PNG, GIF or "
-                        "BMP files or folders of them")  # fmt: skip
     return 0
