@@ -14,11 +14,15 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import numpy as np  # noqa: E402
 from evaluation_support import fit, image_folder, read_png, softmax64, tiny_run  # noqa: E402
+from pinned_reference import load_case  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 from serving_support import files_snapshot, run_cli  # noqa: E402
+from weights_fixtures import keras_cache, register_with_tag, tag_entry, test_models  # noqa: E402
 
 import reszoo  # noqa: E402
 from reszoo.cli import main_for  # noqa: E402
 
+__all__ = ["keras_cache", "test_models"]  # fixtures used by name below
 predict_main = partial(main_for, "predict", prog="reszoo predict", error_prefix="reszoo predict")
 NAMES = ["class_0", "class_1", "class_2"]
 
@@ -93,7 +97,8 @@ PREDICT_BAD = [
     (["{run}", "{image}", "--top", "0"], "--top: expected a positive integer, got '0'"),
     (["{run}", "{missing}"], "{missing} does not exist"),
     (["{run}", "{image}", "{text}"], "{text} is not an image"),
-    (["{run}", "{unreadable}"], "no readable image in {unreadable}"),
+    (["{run}", "{unreadable}"], "no readable image in {unreadable}; 1 file(s) could not be read"),
+    (["{run}", "{empty}"], "no readable image in {empty} (no files found)"),
     (["{no_weights}", "{image}"], "has no weights"),
     (["{missing}", "{image}"], "{missing} does not exist"),
     (["resnet_unknown", "{image}"], "not a run directory, an export or a zoo model"),
@@ -109,7 +114,9 @@ def test_bad_input_exits_2_with_one_line(args, message, tiny, tmp_path, capsys):
     (tmp_path / "unreadable" / "x.jpg").write_text("not a jpeg")
     (tmp_path / "no_weights").mkdir()
     (tmp_path / "no_weights" / "config.json").write_text(json.dumps({"model": "resnet20"}))
+    (tmp_path / "empty").mkdir()
     values = {
+        "empty": tmp_path / "empty",
         "run": tiny[0] / "run",
         "image": tiny[2][0],
         "missing": tmp_path / "missing.png",
@@ -132,3 +139,29 @@ def test_help_ends_with_examples():
     ).stdout
     tail = help_text.rstrip().split("examples:\n", 1)[1].splitlines()
     assert tail and all(line.startswith("  reszoo predict ") for line in tail), help_text
+
+
+def test_zoo_name_with_a_weight_tag_uses_its_evaluation_transform(
+    keras_cache, test_models, tmp_path, capsys
+):
+    """A tag served from a file:// URL (timm's layout, weights drawn from a pinned reference):
+    the image is resized (shorter side to 40 / 0.8 = 50, bicubic) and centre-cropped to 40x40
+    as the tag says, and the classes are ImageNet's."""
+    save_file(load_case("timm_resnet18_small").state_dict(), str(tmp_path / "r18.safetensors"))
+    eval_transform = {"size": 40, "crop_fraction": 0.8, "interpolation": "bicubic"}
+    tag = tag_entry("resnet18", (tmp_path / "r18.safetensors").as_uri(), "r18_eval.safetensors")
+    tag["eval"] = eval_transform
+    register_with_tag(test_models, "resnet18_evaltag", "resnet18", tag, depths=[1, 1, 1, 1])
+    (image_path,) = image_folder(tmp_path / "images", ["x"], [(60, 75)], per_class=1)
+    argv = ["resnet18_evaltag", image_path, "--weights", "test", "--json", "--top", "3"]
+    out, _ = _predict(argv, capsys)
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    resized = tf.image.resize(read_png(image_path), (50, 62), "bicubic", antialias=True)
+    image = np.round(np.clip(resized.numpy(), 0, 255))[5:45, 11:51]  # 75 * 50 // 60 = 62
+    model = reszoo.build("resnet18_evaltag", weights="test", input_shape=(40, 40, 3))
+    probs = softmax64(model(image[None].astype(np.float32), training=False))[0]
+    order = np.argsort(-probs, kind="stable")[:3]
+    names = reszoo.weights.imagenet_classes()
+    assert [(t["index"], t["class"], t["probability"]) for t in row["top"]] == [
+        (i, names[i], probs[i]) for i in order.tolist()
+    ]

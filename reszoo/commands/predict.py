@@ -68,12 +68,13 @@ def run(args) -> int:
         print(_json(path, ranked) if args.json else _table(path, ranked))
         shown += 1
     if not shown:
-        unread = (
-            f"; {len(skipped)} file(s) could not be read, e.g. {skipped[0][0]}: {skipped[0][1]}"
-        )
+        unread = " (no files found)"
+        if skipped:
+            path, reason = skipped[0]
+            unread = f"; {len(skipped)} file(s) could not be read, e.g. {path}: {reason}"
         raise DataError(
-            f"no readable image in {' '.join(args.images)}{unread if skipped else ''}; pass JPEG, "
-            "PNG, GIF or BMP files or folders of them"
+            f"no readable image in {' '.join(args.images)}{unread}; pass JPEG, PNG, GIF or BMP "
+            "files or folders of them"
         )
     for path, reason in skipped:
         print(f"{args.prog_name}: skipped {path}: {reason}", file=sys.stderr)

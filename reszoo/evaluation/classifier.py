@@ -8,9 +8,11 @@ measured with, and one-line refusals for sources that cannot give a trained clas
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,14 @@ class Classifier:
 
 
 def load(source: str, weights: str | None = None) -> Classifier:
-    """The classifier a SOURCE argument names; DataError (exit 2) when it cannot be one."""
+    """The classifier a SOURCE argument names; DataError (exit 2) when it cannot be one.
+    What loading prints (Keras's download progress) goes to stderr: stdout carries results
+    only (`reszoo predict --json` is one JSON object per line)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _load(source, weights)
+
+
+def _load(source: str, weights: str | None) -> Classifier:
     if os.path.isdir(source):
         if weights is not None:
             raise DataError(
