@@ -261,10 +261,7 @@ def run_held_out(config: dict, batch_size: int) -> Examples | None:
     )
     if validation is None:
         return None
-    description = (
-        f"the data the run held out for validation ({info.validation_examples} "
-        "images), prepared by the run's own pipeline (reszoo.data)"
-    )
+    description = f"the data the run held out for validation ({info.validation_examples} images)"
     return Examples(
         config["dataset"],
         "validation",

@@ -65,6 +65,16 @@ def write_json(result: dict, directory: str) -> str:
     return path
 
 
+def _write_counts(ax, confusion) -> None:
+    """Each non-zero cell's count, white on the dark cells."""
+    largest = max(max(row) for row in confusion) or 1
+    for i, row in enumerate(confusion):
+        for j, count in enumerate(row):
+            if count:
+                color = "white" if count > largest / 2 else "black"
+                ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=8)
+
+
 def write_confusion_png(result: dict, directory: str) -> tuple:
     """(path written or None, why it was skipped or None)."""
     try:
@@ -82,6 +92,8 @@ def write_confusion_png(result: dict, directory: str) -> tuple:
     if len(names) <= 30:
         ax.set_xticks(range(len(names)), names, rotation=90)
         ax.set_yticks(range(len(names)), names)
+    if len(names) <= MAX_CLASSES_SHOWN:
+        _write_counts(ax, result["confusion_matrix"])
     ax.set_xlabel("predicted class (top-1)")
     ax.set_ylabel("true class")
     ax.set_title(f"{result['dataset']} ({result['split']}): top-1 {result['top1']:.4f}")
