@@ -17,8 +17,11 @@ from serving_support import tiny_overrides
 import reszoo
 
 
-def tiny_run(path: Path, classes: int = 3, size: int = 16, seed: int = 1) -> keras.Model:
-    """A run directory holding a small random float32 ResNet (model.keras and config.json)."""
+def tiny_run(
+    path: Path, classes: int = 3, size: int = 16, seed: int = 1, names=None
+) -> keras.Model:
+    """A run directory holding a small random float32 ResNet (model.keras and config.json);
+    its classes are `names`, by default class_0, class_1, ..."""
     keras.utils.set_random_seed(seed)
     model = reszoo.build("resnet20", **tiny_overrides("resnet20", size=size, classes=classes))
     path.mkdir(parents=True)
@@ -26,7 +29,7 @@ def tiny_run(path: Path, classes: int = 3, size: int = 16, seed: int = 1) -> ker
     config = {
         "model": "resnet20",
         "build": None,
-        "class_names": [f"class_{i}" for i in range(classes)],
+        "class_names": list(names or [f"class_{i}" for i in range(classes)]),
         "dataset": "tiny-test-data",
         "augment": "auto",
         "precision": "float32",

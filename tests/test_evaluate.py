@@ -164,6 +164,24 @@ def test_keras_run_and_its_export_equal_independent_evaluations(trained, tmp_pat
     assert result["source_kind"] == "export"
 
 
+def test_tfds_split_under_mock_data(tmp_path, capsys):
+    """A TFDS name: its test split, read through tensorflow_datasets (mock data here)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    names = tfds.builder("cifar10").info.features["label"].names
+    model = tiny_run(tmp_path / "run", classes=10, size=32, names=names)
+    with tfds.testing.mock_data(num_examples=6):
+        argv = [tmp_path / "run", "cifar10", "--split", "test", "--batch-size", 4]
+        _evaluate(argv + ["--output", tmp_path / "out"], capsys)
+        mocked = tfds.load("cifar10", split="test", as_supervised=True).as_numpy_iterator()
+        images, labels = zip(*mocked)
+    result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    logits = logits_in_batches(
+        lambda x: model(x, training=False), np.stack(images).astype(np.float32), 4
+    )
+    assert_same_numbers(result, reference_numbers(logits, labels, 10))
+    assert result["split"] == "test" and result["images"] == 6
+
+
 def _bad_inputs(tmp_path, tiny_root) -> dict:
     (tmp_path / "file.txt").write_text("not an image\n")
     (tmp_path / "no_weights").mkdir()
