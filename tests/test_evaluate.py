@@ -118,6 +118,25 @@ def test_zoo_name_with_a_weights_file(tmp_path, capsys):
     assert "no class names" in result["note"]
 
 
+def test_folder_splits_are_its_sub_folders_or_a_train_folders_siblings(tiny, tmp_path, capsys):
+    root, _, _ = tiny
+    image_folder(tmp_path / "data" / "train", NAMES, [(16, 16)], per_class=3)
+    image_folder(tmp_path / "data" / "val", NAMES, [(16, 16)], per_class=2)
+    cases = [
+        (tmp_path / "data", [], "validation", 6),
+        (tmp_path / "data", ["--split", "train"], "train", 9),
+        (tmp_path / "data" / "train", [], "validation", 6),
+        (tmp_path / "data" / "train", ["--split", "train"], "train", 9),
+        (tmp_path / "data" / "val", [], "folder", 6),
+    ]
+    for dataset, options, split, count in cases:
+        _evaluate([root / "run", dataset, "--output", tmp_path / "out", *options], capsys)
+        result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+        assert (result["split"], result["images"]) == (split, count), (dataset, options)
+    code, err = run_cli(evaluate_main, [root / "run", tmp_path / "data", "--split", "test"], capsys)
+    assert code == 2 and "has no test split; its splits: train, validation" in err
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`reszoo train` on synthetic data (a short run), exported with reszoo.export."""

@@ -49,8 +49,8 @@ class Examples:
 
 
 # ---------------------------------------------------------------------------- digits, synthetic
-# Each kind's `splits(dataset, size, data_dir)` returns split -> (description, class names,
-# items(skipped) -> iterator of (image, label, path)).
+# Each kind's `splits(dataset, size, data_dir)` returns split -> a function giving (description,
+# class names, items(skipped) -> iterator of (image, label, path)): only the split used is read.
 
 
 def _pipeline_items(pipeline) -> Iterator:
@@ -71,10 +71,10 @@ def _generated_splits(name: str, size: tuple, data_dir) -> dict:
         "validation": (validation, info.validation_examples),
     }
     return {
-        split: (
+        split: lambda split=split, pipeline=pipeline, count=count: (
             f"reszoo.data's {split} split of {name} ({count} images)",
             info.class_names,
-            lambda skipped, pipeline=pipeline: _pipeline_items(pipeline),
+            lambda skipped: _pipeline_items(pipeline),
         )
         for split, (pipeline, count) in found.items()
         if pipeline is not None
@@ -119,16 +119,15 @@ def _folder_items(paths, labels, skipped) -> Iterator:
             yield image, int(label), path
 
 
+def _folder_split(folder: str) -> tuple:
+    names, paths, labels = image_files.class_folder(folder)
+    items = lambda skipped: _folder_items(paths, labels, skipped)  # noqa: E731
+    return f"{folder} ({len(paths)} files)", names, items
+
+
 def _folder_splits(root: str, size, data_dir) -> dict:
-    splits = {}
-    for split, folder in _folder_layout(root).items():
-        names, paths, labels = image_files.class_folder(folder)
-        splits[split] = (
-            f"{folder} ({len(paths)} files)",
-            names,
-            lambda skipped, p=paths, y=labels: _folder_items(p, y, skipped),
-        )
-    return splits
+    layout = _folder_layout(root)
+    return {split: lambda folder=folder: _folder_split(folder) for split, folder in layout.items()}
 
 
 # ---------------------------------------------------------------------------- TFDS
@@ -172,10 +171,10 @@ def _tfds_splits(name: str, size, data_dir) -> dict:
     else:  # tfds.testing.mock_data: the splits it makes up
         counts = {s: "mock data" for s in SPLITS if _loads(builder, s)}
     return {
-        split: (
+        split: lambda split=split, count=count: (
             f"TFDS {name}, split {split} ({count})",
             info.class_names,
-            lambda skipped, split=split: _tfds_items(builder, split),
+            lambda skipped: _tfds_items(builder, split),
         )
         for split, count in counts.items()
     }
@@ -232,7 +231,7 @@ def examples(dataset: str, split: str | None, size: tuple, data_dir=None) -> Exa
         if there == "folder":
             there = "none: it is one folder of class sub-folders (pass it without --split)"
         raise DataError(f"{dataset} has no {split} split; its splits: {there}")
-    description, names, items = splits[split]
+    description, names, items = splits[split]()
     found = Examples(dataset, split, description, tuple(names), items=lambda: iter(()))
     found.items = lambda: items(found.skipped)
     return found
