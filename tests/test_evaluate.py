@@ -137,6 +137,20 @@ def test_folder_splits_are_its_sub_folders_or_a_train_folders_siblings(tiny, tmp
     assert code == 2 and "has no test split; its splits: train, validation" in err
 
 
+def test_a_run_that_held_out_nothing_says_so(tmp_path, capsys):
+    tiny_run(tmp_path / "run", classes=10, size=32)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config.update(dataset="synthetic", validation_split=0)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    _evaluate([tmp_path / "run", "synthetic", "--output", tmp_path / "out"], capsys)
+    result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert "the run held out no data (validation_split=0)" in result["note"]
+    assert result["split"] == "validation" and result["images"] == 205
+    argv = [tmp_path / "run", "synthetic", "--split", "validation"]
+    code, err = run_cli(evaluate_main, argv, capsys)
+    assert code == 2 and "the run held out no data (validation_split=0); pass --split train" in err
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`reszoo train` on synthetic data (a short run), exported with reszoo.export."""

@@ -41,8 +41,9 @@ def choose_examples(classifier, dataset: str, split=None, *, batch_size=64, data
     """The images to evaluate on, and a note. A run directory evaluated on its own dataset
     without --split (or with --split validation) gets the data it held out itself."""
     config = classifier.run_config
+    size = tuple(classifier.source.input_size)
     if config and split in (None, "validation") and _same_dataset(config.get("dataset"), dataset):
-        held_out = datasets.run_held_out(config, batch_size)
+        held_out = datasets.run_held_out(config, dataset, size, batch_size, data_dir)
         if held_out is not None:
             return held_out, None
         held = config.get("validation_split")
@@ -57,7 +58,6 @@ def choose_examples(classifier, dataset: str, split=None, *, batch_size=64, data
         )
     else:
         note = None
-    size = tuple(classifier.source.input_size)
     return datasets.examples(dataset, split, size, data_dir or (config or {}).get("data_dir")), note
 
 

@@ -237,20 +237,18 @@ def examples(dataset: str, split: str | None, size: tuple, data_dir=None) -> Exa
     return found
 
 
-def run_held_out(config: dict, batch_size: int) -> Examples | None:
-    """The data a run validated on, prepared as the run prepared it (None when it held out
-    nothing)."""
+def run_held_out(config: dict, dataset: str, size: tuple, batch_size: int, data_dir=None):
+    """The data a run validated on, prepared as the run prepared it at the model's `size`, or
+    None when it held out nothing. `dataset` and `data_dir` say where that data is now."""
     from reszoo import data
 
-    build = config.get("build") or {}
-    size = config.get("image_size") or (build.get("input_shape") or [None, None])[:2]
     base = str(config.get("augment") or "auto").split("+")[0] or "auto"
     _, validation, info = data.load(
-        config["dataset"],
+        dataset,
         batch_size=batch_size,
-        image_size=tuple(size) if None not in size else None,
+        image_size=None if None in size else tuple(size),
         augment=base,
-        data_dir=config.get("data_dir"),
+        data_dir=data_dir or config.get("data_dir"),
         validation_split=config.get("validation_split"),
         seed=config.get("seed") or 0,
         cache=False,
@@ -262,7 +260,7 @@ def run_held_out(config: dict, batch_size: int) -> Examples | None:
         return None
     description = f"the data the run held out for validation ({info.validation_examples} images)"
     return Examples(
-        config["dataset"],
+        dataset,
         "validation",
         description,
         info.class_names,
