@@ -31,17 +31,27 @@ examples:
 
 
 def add_arguments(parser):
-    parser.add_argument("source", metavar="SOURCE",
-                        help="a run directory, an export directory, or a zoo name with --weights")  # fmt: skip
-    parser.add_argument("dataset", metavar="DATASET",
-                        help="digits, synthetic, an image folder or a TFDS name")  # fmt: skip
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a run directory, an export directory, or a zoo name with --weights",
+    )
+    parser.add_argument(
+        "dataset", metavar="DATASET", help="digits, synthetic, an image folder or a TFDS name"
+    )
     parser.add_argument(
         "--weights", metavar="TAG|PATH", help="weights of a zoo name: a tag or a file"
     )
-    parser.add_argument("--split", choices=["train", "validation", "test"],
-                        help="default: the run's held-out data, else validation, else test")  # fmt: skip
-    parser.add_argument("--tta", choices=["flip"],
-                        help="flip: average the softmax of each image and its mirror image")  # fmt: skip
+    parser.add_argument(
+        "--split",
+        choices=["train", "validation", "test"],
+        help="default: the run's held-out data, else validation, else test",
+    )
+    parser.add_argument(
+        "--tta",
+        choices=["flip"],
+        help="flip: average the softmax of each image and its mirror image",
+    )
     parser.add_argument("--output", metavar="DIR", help="where evaluation.json and the PNG go")
     parser.add_argument("--batch-size", type=cli.positive_int, default=64, help="default 64")
     parser.add_argument("--data-dir", help="TFDS data directory (default TFDS_DATA_DIR)")
@@ -77,8 +87,14 @@ def run(args) -> int:
     classifier = evaluation.load(args.source, args.weights)
     output = _output_dir(args, classifier)
     _check_output(output)
-    result = evaluation.evaluate(classifier, args.dataset, args.split, batch_size=args.batch_size,
-                                 tta=args.tta == "flip", data_dir=args.data_dir)  # fmt: skip
+    result = evaluation.evaluate(
+        classifier,
+        args.dataset,
+        args.split,
+        batch_size=args.batch_size,
+        tta=args.tta == "flip",
+        data_dir=args.data_dir,
+    )
     print("\n".join(report.summary_lines(result)))
     os.makedirs(output, exist_ok=True)
     written = [report.write_json(result, output)]

@@ -27,7 +27,7 @@ _IMAGE = tf.TensorSpec([None, None, 3], tf.uint8)
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
-    """One kind of TRANSFORMS with its settings; `apply` runs it on one image."""
+    """One kind of TRANSFORMS with its settings; `function()` runs it on one image."""
 
     kind: str
     size: tuple | None = None  # (height, width) out; None for as_is
@@ -76,9 +76,10 @@ def _as_is(transform: Transform):
 
 
 def _describe_fit(t: Transform) -> str:
+    crop = f" / {t.crop_fraction:g}" if t.crop_fraction != 1 else ""
     return (
-        f"the run's evaluation transform: the centred window that fits "
-        f"{t.size[0]}x{t.size[1]} / {t.crop_fraction:g}, resized (bilinear, antialiased)"
+        f"reszoo.data's evaluation transform: the centred window that fits "
+        f"{t.size[0]}x{t.size[1]}{crop}, resized to {t.size[0]}x{t.size[1]} (bilinear, antialiased)"
     )
 
 
