@@ -23,6 +23,8 @@ COMMANDS = {
     "summary": "reszoo.commands.summary",
     "train": "reszoo.commands.train",
     "export": "reszoo.commands.export",
+    "evaluate": "reszoo.commands.evaluate",
+    "predict": "reszoo.commands.predict",
     "experiment": "reszoo.commands.experiment",
 }
 
