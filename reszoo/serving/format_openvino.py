@@ -46,7 +46,11 @@ class OpenVINOFormat(KerasFormat):
     def load(self, path: Path, threads: int | None = None):
         import openvino as ov
 
-        config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+        # float32 execution: on CPUs with bfloat16 units (AMX, AVX512_BF16) OpenVINO's default
+        # inference precision is bfloat16, which would check the runtime's rounding, not the IR.
+        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(str(path), "CPU", config)
         ports = {name: compiled.output(name) for name in self._output_names(compiled)}
 
