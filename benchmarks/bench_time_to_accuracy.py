@@ -137,9 +137,12 @@ def main(argv=None):
             else ""
         )
     )
-    common.append_results(
+    common.record_results(
+        "time_to_accuracy",
         f"Time to accuracy, resnet20 CIFAR-10, {epochs} epochs (bench_time_to_accuracy)",
         body,
+        slot=f"{epochs} epochs",
+        current=not args.quick,
         record=not args.no_record,
     )
 
