@@ -246,7 +246,18 @@ def side_by_side_report(rows, summary, reference, split, args) -> str:
         "TensorFlow vs Pillow; weight initialisation and batch order differ.",
         full_goal_estimate(rows, ref_rows, args.batch_size),
     ]
+    if n_train < FULL_GOAL["train"] or args.epochs not in FULL_GOAL["epochs"]:
+        notes.insert(0, small_scale_label(n_train, args.epochs))
     return common.table(headers, table_rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def small_scale_label(n_train: int, epochs: int) -> str:
+    return (
+        f"**Small-scale comparison** ({n_train:,} training images, {epochs} epochs, one seed "
+        "per run): a check that both trainers learn, not the full comparison (last line). "
+        "One seed cannot tell a gap of a few points from seed-to-seed variation: compare "
+        "runs with other --seed values before concluding."
+    )
 
 
 def full_goal_estimate(rows, ref_rows, batch_size) -> str:
