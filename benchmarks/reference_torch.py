@@ -139,10 +139,16 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float().view(1, 3, 1, 1), std.float().view(1, 3, 1, 1)
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Zero-pad ``pad`` pixels, crop back to the original size at a random offset, flip half."""
+def augment(
+    batch: torch.Tensor, generator: torch.Generator, pad: int = 4, mode: str = "zeros"
+) -> torch.Tensor:
+    """Pad ``pad`` pixels (zeros as in the paper, or "reflect"), crop back to the original size
+    at a random offset, flip half."""
     n, _, h, w = batch.shape
-    padded = F.pad(batch, (pad, pad, pad, pad))
+    if mode == "reflect":  # reflect padding needs a float tensor
+        padded = F.pad(batch.float(), (pad, pad, pad, pad), mode="reflect").to(batch.dtype)
+    else:
+        padded = F.pad(batch, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).tolist()
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).tolist()
     flips = (torch.rand(n, generator=generator) < 0.5).tolist()
@@ -205,7 +211,8 @@ def train_epoch(model, optimizer, data, state, args) -> dict:
     loss_sum, correct, start = 0.0, 0, time.perf_counter()
     for i in range(steps):
         index = order[i * args.batch_size : (i + 1) * args.batch_size]
-        x = normalize(augment(images[index], state["generator"]), mean, std)
+        x = augment(images[index], state["generator"], mode=args.pad_mode)
+        x = normalize(x, mean, std)
         x = x.contiguous(memory_format=torch.channels_last)
         lr = learning_rate(state["step"], state["schedule"])
         for group in optimizer.param_groups:
@@ -261,6 +268,12 @@ def parse_args(argv):
     p.add_argument("--lr-decay", type=float, default=0.1)
     p.add_argument("--min-lr", type=float, default=0.0)
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="bfloat16")
+    p.add_argument(
+        "--pad-mode",
+        choices=("zeros", "reflect"),
+        default="zeros",
+        help="crop padding (paper: zeros)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="train on this many batches per epoch (checks)")
@@ -343,6 +356,7 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "threads": args.threads,
         "precision": args.precision,
+        "pad_mode": args.pad_mode,
         "wall": time.perf_counter() - start,
     }
     if args.output:
