@@ -284,7 +284,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="reszoo-bench-tta-") as tmp:
         folder = training_folder(args, tmp)
         split_path = os.path.join(tmp, "split.json")
-        split = write_split(folder, args.holdout, split_path)
+        try:
+            split = write_split(folder, args.holdout, split_path)
+        except ValueError as e:  # reszoo's DataError: no classes, too few images to hold out
+            print(f"bench_time_to_accuracy: {e}", file=sys.stderr)
+            raise SystemExit(2) from e
         rows, summary, wall = run_reszoo(folder, args, tmp)
         reference = run_reference(split_path, args, tmp) if args.reference else None
     counts = (len(split["train"]), len(split["validation"]))
