@@ -164,9 +164,11 @@ def main(argv=None):
         "per round",
     ]
     body = common.table(headers, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    common.append_results(
+    common.record_results(
+        "ceiling",
         "Ceiling: matmul GFLOP/s and achieved training FLOP/s (bench_ceiling)",
         body,
+        current=not args.quick,
         record=not args.no_record,
     )
 

@@ -197,7 +197,13 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
     headers = ["pipeline", "batch", "img/s", "training rate compared (img/s)", "multiple"]
     body = common.table(headers, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    common.append_results("tf.data pipeline alone (bench_data)", body, record=not args.no_record)
+    common.record_results(
+        "data",
+        "tf.data pipeline alone (bench_data)",
+        body,
+        current=not args.quick,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ ratios to the SavedModel are the numbers to read.
 
     python benchmarks/bench_export_formats.py [--models resnet20,resnet50] [--rounds 5] [--quick]
 
-Prints the table and writes it, with the machine and the command, to
-benchmarks/export_formats.md.
+Prints the table; records it, with the machine and the command, in benchmarks/RESULTS.md
+(the models' current table) and benchmarks/history/export_formats.md (every run).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import reszoo
 from reszoo.serving import export as export_saved_model
 from reszoo.serving.keras_formats import KERAS_FORMATS
 
-OUTPUT = Path(common.HERE) / "export_formats.md"
 SIZES = {"resnet20": 32, "resnet50": 224}
 BATCH = 32
 VARIANTS = {  # row name -> (format, options)
@@ -128,6 +127,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (medians)")
     parser.add_argument("--calls", type=int, default=20, help="batch-1 calls per round")
     parser.add_argument("--quick", action="store_true", help="resnet20 only, 3 rounds")
+    parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.rounds = "resnet20", 3
@@ -145,26 +145,19 @@ def main(argv=None):
         f"batch-{BATCH} img/s",
         "throughput x",
     ]
-    write_report(common.table(headers, rows), argv)
-
-
-def write_report(body: str, argv) -> None:
-    machine = common.machine_description()
-    command = "python benchmarks/bench_export_formats.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
+    note = (
+        "- Ratios (x) are to the SavedModel of the same model, measured in the same rounds; "
+        "untrained weights, random pixels."
     )
-    text = (
-        "# Export formats: size, latency, throughput\n\n"
-        f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores; "
-        f"python {machine['python']}, tensorflow {machine.get('tensorflow')}, "
-        f"keras {machine.get('keras')}.  \n"
-        f"Command: `{command.strip()}`  \n"
-        f"Note: {machine['note']}. Ratios (x) are to the SavedModel of the same model, "
-        "measured in the same rounds; untrained weights, random pixels.\n\n"
-        f"{body}\n"
+    common.record_results(
+        "export_formats",
+        "Export formats: size, latency, throughput (bench_export_formats)",
+        common.table(headers, rows) + "\n\n" + note,
+        slot=args.models,
+        current=not args.quick,
+        argv=argv,
+        record=not args.no_record,
     )
-    print(text)
-    OUTPUT.write_text(text)
 
 
 if __name__ == "__main__":

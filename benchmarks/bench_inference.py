@@ -120,9 +120,12 @@ def main(argv=None):
         "vs tf.function(model)",
     ]
     body = common.table(headers, rows)
-    common.append_results(
+    common.record_results(
+        "inference",
         "Inference: Keras model vs exported SavedModel (bench_inference)",
         body,
+        slot=f"models {args.models}; precisions {args.precisions}",
+        current=not args.quick,
         record=not args.no_record,
     )
 

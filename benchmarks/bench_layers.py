@@ -134,9 +134,12 @@ def main(argv=None):
         "ms (median)",
         "reszoo speed-up",
     ]
-    common.append_results(
+    common.record_results(
+        "layers",
         "Single-layer choices (bench_layers)",
         common.table(headers, rows),
+        slot=policy,
+        current=not args.quick,
         record=not args.no_record,
     )
 

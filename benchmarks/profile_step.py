@@ -164,8 +164,13 @@ def main(argv=None):
             f"(tf.profiler trace of {TRACED_STEPS} steps, summed over threads):\n\n"
             + common.table(["op type", "ms per step", "share of op time"], trace_rows)
         )
-    common.append_results(
-        "Where the step time goes (profile_step)", body, record=not args.no_record
+    common.record_results(
+        "profile_step",
+        "Where the step time goes (profile_step)",
+        body,
+        slot="resnet20,resnet50" if args.resnet50 else "resnet20",
+        current=not args.quick,
+        record=not args.no_record,
     )
 
 
