@@ -43,6 +43,7 @@ import common
 import keras
 
 import reszoo
+from reszoo.training.recipes import parse_set
 
 CIFAR_TAR = os.environ.get("RESZOO_CIFAR_TAR", "/work/shared/data/cifar10-train-jpeg.tar.gz")
 THRESHOLDS = (0.80, 0.85, 0.90)
@@ -80,6 +81,14 @@ def parse_args(argv):
     p.add_argument("--reference-threads", type=int, default=1)
     p.add_argument("--output", help="run directory kept after the run (default: a temp dir)")
     p.add_argument("--no-record", action="store_true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a training option over the bench's recipe, as reszoo train --set (repeatable): "
+        "one ablation per run, recorded in its own slot",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.epochs = 2
@@ -137,6 +146,13 @@ def run_reszoo(folder: str, args, tmp: str) -> tuple[list, dict, float]:
     """Per-epoch rows (epoch, lr, loss, accuracy, val_accuracy, img/s, epoch s, wall s)."""
     t_start = time.perf_counter()
     clock = WallClock(t_start)
+    options = {
+        "schedule": "cosine",
+        "lr_steps": [],
+        "warmup_epochs": 1 if args.epochs >= 3 else 0,
+        "seed": args.seed,
+    }
+    options.update(parse_set(args.set))
     result = reszoo.fit(
         "resnet20",
         folder,
@@ -144,13 +160,10 @@ def run_reszoo(folder: str, args, tmp: str) -> tuple[list, dict, float]:
         batch_size=args.batch_size,
         lr=args.lr,
         validation_split=args.holdout,
-        schedule="cosine",
-        lr_steps=[],
-        warmup_epochs=1 if args.epochs >= 3 else 0,
-        seed=args.seed,
         output_dir=args.output or os.path.join(tmp, "run"),
         callbacks=[clock],
         verbose=2,
+        **options,
     )
     wall = time.perf_counter() - t_start
     hist = result.history
@@ -205,7 +218,8 @@ def reszoo_report(rows, summary, wall, args, counts) -> str:
         f"{', 1 warm-up epoch' if args.epochs >= 3 else ''}; precision "
         f"{summary.get('precision')}; final val accuracy {final:.4f}, best "
         f"{summary.get('best_val_accuracy') or float('nan'):.4f}; wall {wall / 60:.1f} min "
-        f"(fit's own: {summary.get('wall_time_sec', 0) / 60:.1f} min).\n"
+        f"(fit's own: {summary.get('wall_time_sec', 0) / 60:.1f} min)"
+        f"{'; over the recipe: ' + ', '.join(args.set) if args.set else ''}.\n"
         f"- Time to accuracy: {reached(rows)}."
         + (
             "\n- --quick run (2 epochs): proves the script works; not a result to quote."
@@ -295,6 +309,9 @@ def main(argv=None):
     if reference is None:
         title = f"Time to accuracy, resnet20 CIFAR-10, {args.epochs} epochs"
         body, slot = reszoo_report(rows, summary, wall, args, counts), f"{args.epochs} epochs"
+        if args.set:
+            title += ", " + ", ".join(args.set)
+            slot += ", " + ", ".join(args.set)
     else:
         title = f"resnet20 side by side with the PyTorch reference, {args.epochs} epochs"
         body = side_by_side_report(rows, summary, reference, split, args)
