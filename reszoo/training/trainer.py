@@ -47,7 +47,7 @@ from reszoo.errors import (
     WorkerLostError,
     first_line,
 )
-from reszoo.training import recipes, rundir
+from reszoo.training import checkpoint_store, recipes, rundir
 from reszoo.training.devices import describe_device, is_chief, select_precision, select_strategy
 from reszoo.training.recipes import check_output_dir
 
@@ -188,7 +188,7 @@ def load_checkpoint_weights(model, path) -> int:
     checkpoint (TrainingError otherwise). Returns the checkpoint's global step (0 without one)."""
     if os.path.isdir(path):
         sub = os.path.join(path, "checkpoints")
-        path = tf.train.latest_checkpoint(sub if os.path.isdir(sub) else path)
+        path = checkpoint_store.newest_readable(sub if os.path.isdir(sub) else path)[0]
         if path is None:
             raise TrainingError("no checkpoint found there")
     try:
@@ -657,11 +657,12 @@ def _run(
             rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
         else:
             worker_tmp = write_dir = tempfile.mkdtemp(prefix="reszoo-worker-")
-        manager = tf.train.CheckpointManager(
+        # reliability: restores the newest good checkpoint (checkpoint_store.py)
+        manager = checkpoint_store.open_manager(
             checkpoint,
             os.path.join(write_dir, "checkpoints"),
-            max_to_keep=cfg["keep_checkpoints"],
-            checkpoint_name="ckpt",
+            cfg["keep_checkpoints"],
+            resume_from=os.path.join(output_dir, "checkpoints"),
         )
     try:
         return _loop(
@@ -716,15 +717,8 @@ def _loop(
     global_batch = cfg["batch_size"]
     start_step = 0
     if output_dir is not None:
-        latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
+        latest = manager.resumed_from  # reliability: restored by checkpoint_store.open_manager
         if latest:
-            try:  # model, built optimizer (slots included), step and epoch, all restored now
-                checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise TrainingError(
-                    f"cannot resume from {latest}: it does not match this run's "
-                    f"model and optimizer: {str(e).splitlines()[0]}"
-                ) from e
             start_step = int(step_var.numpy())
             if verbose and chief:
                 where = (
