@@ -47,7 +47,7 @@ from reszoo.errors import (
     WorkerLostError,
     first_line,
 )
-from reszoo.training import checkpoint_store, recipes, rundir
+from reszoo.training import checkpoint_store, preemption, recipes, rundir
 from reszoo.training.devices import describe_device, is_chief, select_precision, select_strategy
 from reszoo.training.recipes import check_output_dir
 
@@ -435,6 +435,7 @@ def fit(
 
     Raises ConfigError/DataError for bad input (nothing written) and TrainingError when the run
     cannot start (output_dir of another config) or diverges (NaN/inf loss, naming the step).
+    Raises reszoo.errors.PreemptedError after saving a checkpoint on SIGTERM/SIGINT (preemption.py).
     """
     t_start = time.time()
     callbacks = list(callbacks or [])
@@ -530,6 +531,7 @@ def fit(
 
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
+    watch = preemption.install()  # reliability: SIGTERM/SIGINT save and stop (preemption.py)
     try:
         return _run(
             model_obj,
@@ -547,6 +549,7 @@ def fit(
             t_start,
         )
     finally:
+        preemption.uninstall(watch)
         keras.config.set_dtype_policy(previous_policy)
 
 
@@ -803,6 +806,11 @@ def _loop(
             n_done = 0
             t0 = time.time()
             while in_epoch < spe:
+                signum = preemption.agreed_signal(strat)  # reliability: preemption.py
+                if signum:
+                    status = "preempted"
+                    save(step, epoch)
+                    raise preemption.stopped(signum, step, manager)
                 n = min(cfg["steps_per_execution"], spe - in_epoch)
                 if ckpt_every:
                     n = min(n, ckpt_every - step % ckpt_every)
