@@ -588,6 +588,7 @@ def _run(
             num_classes=cfg["num_classes"],
             examples=cfg["examples"],
             drop_remainder=True,
+            follow_links=cfg["follow_links"],  # reliability: image folders' symbolic links
         )
         if validation is not None:
             val_ds = validation
