@@ -124,7 +124,7 @@ def test_damaged_newest_checkpoint_resumes_from_the_one_before(run_copy, damage,
     assert result.summary["status"] == "completed"
 
 
-def test_nothing_restorable_is_refused_not_restarted(run_copy):
+def test_nothing_restorable_is_refused_not_restarted(run_copy, capsys):
     ck = run_copy / "checkpoints"
     for step in (1, 2, 3, 4):
         _flip_bytes_of(ck / f"ckpt-{step}.data-00000-of-00001")
@@ -136,6 +136,28 @@ def test_nothing_restorable_is_refused_not_restarted(run_copy):
     assert "\n" not in str(info.value) and "ckpt-4 corrupt" in str(info.value)
     assert sorted(os.listdir(ck)) == before
     assert (run_copy / "history.csv").read_bytes() == history
+    code, err = _cli(run_copy, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "none of them can be restored" in err
+    assert sorted(os.listdir(ck)) == before
+
+
+def _cli(run, capsys):
+    """`reszoo train` with the options of RUN and a second epoch: (exit code, stderr)."""
+    from reszoo.cli import main
+
+    flags = ["--steps-per-epoch", "4", "--batch-size", "8", "--precision", "float32"]
+    flags += ["--checkpoint-every", "1", "--epochs", "2", "--quiet"]
+    for key, value in [
+        ("examples", 32),
+        ("validation_split", 0),
+        ("overrides.depths", "[1,1,1]"),
+        ("steps_per_execution", 1),
+        ("keep_checkpoints", 10),
+    ]:
+        flags += ["--set", f"{key}={value}"]
+    code = main(["train", "resnet20", "synthetic", "--output", str(run), *flags])
+    return code, capsys.readouterr().err
 
 
 def _flip_bytes_of(data):
