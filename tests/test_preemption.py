@@ -135,3 +135,30 @@ def test_fit_raises_preempted_error_and_restores_the_handlers(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["global_step"] == 6
     assert _checkpoint_step(tmp_path / "run") == 6
+
+
+@pytest.mark.slow
+def test_multi_worker_run_stops_together_when_one_worker_is_signalled(tmp_path):
+    from test_robustness_faults import _start_workers
+
+    out = tmp_path / "run"
+    procs = _start_workers(out, 100_000)  # 2 workers on 127.0.0.1, a checkpoint every 10 steps
+    try:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not _latest_step(out):
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            assert time.monotonic() < deadline, "the workers never wrote a checkpoint"
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGTERM)  # only the non-chief worker is signalled
+        errors = [p.communicate(timeout=HANG_GUARD_S)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert [p.returncode for p in procs] == [143, 143], [e[-2000:] for e in errors]
+    summary = json.loads((out / "summary.json").read_text())
+    reached = summary["global_step"]
+    assert summary["status"] == "preempted" and _checkpoint_step(out) == reached
+    for err in errors:
+        assert f"preempted by SIGTERM at global step {reached}" in err, err[-2000:]
