@@ -5,7 +5,8 @@ Each subcommand is a module under reszoo/commands/ with `HELP` (one line for `re
 Adding a command is one entry in `COMMANDS` plus its module.
 
 Exit codes, for every command: 0 success; 2 bad arguments or input (one line on stderr,
-nothing written); 1 the run failed (a diverged or interrupted run, or an unexpected error).
+nothing written); 1 the run failed (a diverged or interrupted run, or an unexpected error);
+143 / 130 a training run stopped by SIGTERM / SIGINT after saving a checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import importlib
 import sys
 
-from reszoo.errors import ReszooError, RunFailedError, first_line
+from reszoo.errors import PreemptedError, ReszooError, RunFailedError, first_line
 from reszoo.startup import import_quietly as import_modules_quietly
 
 # subcommand -> module under reszoo.commands
@@ -91,6 +92,9 @@ def run_command(module, args, error_prefix: str) -> int:
     """Run a parsed subcommand: bad input is exit 2 and a run that failed exit 1, each one line."""
     try:
         return module.run(args)
+    except PreemptedError as error:  # saved, then stopped: 128 + the signal, as a shell reports
+        sys.stderr.write(f"{error_prefix}: {first_line(error)}\n")
+        return error.exit_status
     except RunFailedError as error:  # diverged, checkpoint not writable, a worker lost
         sys.stderr.write(f"{error_prefix}: run failed: {first_line(error)}\n")
         return 1

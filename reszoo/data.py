@@ -334,6 +334,7 @@ def load(
     num_classes: int | None = None,
     examples: int | None = None,
     drop_remainder: bool = True,
+    follow_links: bool = False,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset | None, DataInfo]:
     """Build the training and validation pipelines of a data set.
 
@@ -359,6 +360,8 @@ def load(
         examples: number of training examples to use (a fixed subset; synthetic: how many to
             generate, default 1024).
         drop_remainder: drop the last partial training batch (validation never drops).
+        follow_links: follow symbolic links in an image folder when they stay inside it
+            (default: not followed, counted in a warning; reszoo/folder_walk.py).
 
     Returns:
         (train, validation, info): see the module docstring.
@@ -402,7 +405,7 @@ def load(
     elif name == "synthetic":
         source = synthetic_source(size, validation_split, examples, num_classes, seed)
     elif os.path.isdir(os.path.expanduser(name)):
-        source = folder_source(name, size, validation_split, examples)
+        source = folder_source(name, size, validation_split, examples, follow_links)
     elif "/" in name or os.sep in name or name.startswith(("~", ".")):
         raise DataError(
             f"dataset={name!r} looks like a path, but there is no such folder. Pass an existing "

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from reszoo import folder_walk
 from reszoo.errors import DataError
 
 log = logging.getLogger("reszoo.data")  # one logger name for the whole input pipeline
@@ -223,22 +224,11 @@ def _list_class_folder(root):
     return entries
 
 
-def _scan_folder(root, class_names, bad):
+def _scan_folder(root, class_names, bad, links):
     """Good image files, their labels and sizes under ``root/<class>/`` (recursively), sorted.
 
     Files that cannot be images are appended to ``bad`` as (path, reason)."""
-    listed = []  # (path, label)
-    for label, name in enumerate(class_names):
-        class_dir = os.path.join(root, name)
-        if not os.path.isdir(class_dir):
-            continue
-        for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            listed.extend(
-                (os.path.join(dirpath, f), label)
-                for f in sorted(filenames)
-                if not f.startswith(".")
-            )
+    listed = folder_walk.list_files(root, class_names, links)  # reliability: symbolic links
 
     def check(chunk):
         out = []
@@ -320,7 +310,7 @@ def _peek_image_size(paths):
     return DEFAULT_LARGE_SIZE
 
 
-def folder_source(root, image_size, validation_split, examples):
+def folder_source(root, image_size, validation_split, examples, follow_links=False):
     root = os.path.abspath(os.path.expanduser(root))
     class_names = _list_class_folder(root)
     # A root that holds train/ and val/ (an extracted imagenette, say) means those two.
@@ -336,9 +326,11 @@ def folder_source(root, image_size, validation_split, examples):
             f"{root}/<class_name>/<image>.jpg"
         )
     bad = []
-    paths, labels, sizes = _scan_folder(root, class_names, bad)
+    links = folder_walk.Links(follow_links)  # reliability: what was done with symbolic links
+    paths, labels, sizes = _scan_folder(root, class_names, bad, links)
     report_root = root if val_root is None else os.path.dirname(root)
     if not len(paths):
+        links.warn(report_root)
         _warn_bad_files(report_root, bad)
         raise DataError(
             f"Image folder {root} has no readable JPEG/PNG/GIF/BMP images in its class sub-folders "
@@ -363,13 +355,14 @@ def folder_source(root, image_size, validation_split, examples):
                 f"{root}; {problem}. Pass validation_split=0.1 to hold out part of the training "
                 "folder instead."
             )
-        val_paths, val_labels, val_sizes = _scan_folder(val_root, class_names, bad)
+        val_paths, val_labels, val_sizes = _scan_folder(val_root, class_names, bad, links)
         val_paths = np.asarray(val_paths, dtype=str)
         train_idx = np.arange(len(paths))
     else:
         split = 0.1 if validation_split is None else validation_split
         train_idx, val_idx = _split_indices_per_class(labels, split, len(class_names))
         val_paths, val_labels, val_sizes = paths[val_idx], labels[val_idx], sizes[val_idx]
+    links.warn(report_root)
     _warn_bad_files(report_root, bad)
     train_idx = _cap_examples(train_idx, examples)
 

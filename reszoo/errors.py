@@ -49,6 +49,17 @@ class WorkerLostError(RunFailedError):
     """Another worker of a multi-worker run died or stopped answering."""
 
 
+class PreemptedError(RunFailedError):
+    """The run stopped on SIGTERM or SIGINT after saving a checkpoint (summary.json status
+    "preempted"); rerunning the same command resumes. ``signum`` is the signal, and
+    ``exit_status`` (128 + signum: 143 for SIGTERM, 130 for SIGINT) what the CLI exits with."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_status = 128 + self.signum
+
+
 # Lines TensorFlow puts before the message that matters in a graph-mode error.
 _NOISE_PREFIXES = ("Graph execution error", "Detected at node", "File ")
 _MAX_MESSAGE = 2000

@@ -56,9 +56,22 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def newest_complete_checkpoint(directory: Path) -> Path | None:
+    """The prefix of the highest-numbered ckpt-N in ``directory`` whose index file and every
+    data shard are on disk (what a resume starts from; the state file is not consulted)."""
+    complete = []
+    for index in directory.glob("ckpt-*.index"):
+        number = index.name[len("ckpt-") : -len(".index")]
+        shards = list(directory.glob(f"ckpt-{number}.data-*-of-*"))
+        if number.isdigit() and shards:
+            if len(shards) == int(shards[0].name.rsplit("-of-", 1)[1]):
+                complete.append(int(number))
+    return directory / f"ckpt-{max(complete)}" if complete else None
+
+
 def assert_checkpoint_restores(run: Path) -> int:
-    """The run's latest checkpoint reads tensor by tensor and restores, with reszoo's loader,
-    into a model rebuilt from config.json, with finite weights; returns its step."""
+    """The run's newest complete checkpoint reads tensor by tensor and restores, with reszoo's
+    loader, into a model rebuilt from config.json, with finite weights; returns its step."""
     import json
 
     import numpy as np
@@ -67,8 +80,9 @@ def assert_checkpoint_restores(run: Path) -> int:
     import reszoo
     from reszoo.training import load_checkpoint_weights
 
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    latest = newest_complete_checkpoint(run / "checkpoints")
     assert latest is not None, os.listdir(run / "checkpoints")
+    latest = str(latest)
     reader = tf.train.load_checkpoint(latest)
     for name in reader.get_variable_to_shape_map():
         reader.get_tensor(name)

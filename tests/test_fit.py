@@ -246,10 +246,11 @@ def test_fit_writes_run_directory_and_resumes(tmp_path):
     np.testing.assert_allclose(
         rebuilt.predict(x, verbose=0), r.model.predict(x, verbose=0), atol=1e-5
     )
-    # mid-epoch resume: point the manager at the step-6 checkpoint and rerun the same call
-    (out / "checkpoints" / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-6"\nall_model_checkpoint_paths: "ckpt-6"\n'
-    )
+    # mid-epoch resume: the files on disk decide (not the state file), so move the step-8
+    # checkpoint away and rerun the same call
+    for name in os.listdir(out / "checkpoints"):
+        if name.startswith("ckpt-8."):
+            os.replace(out / "checkpoints" / name, tmp_path / name)
     r2 = _fit(
         "resnet20",
         _dataset(),

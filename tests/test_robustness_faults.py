@@ -117,15 +117,16 @@ def _kill_inside(out, mode, at, **kwargs):
 
 def test_kill_9_during_a_checkpoint_write_then_rerun_completes(tmp_path):
     out = tmp_path / "run"
-    # killed while writing ckpt-3: its files exist, the state still names ckpt-2
-    assert _kill_inside(out, "state", 3) == 2
+    # killed after ckpt-3's files were written, before the state file named it: the files on
+    # disk decide, so ckpt-3 is what the rerun resumes from
+    assert _kill_inside(out, "state", 3) == 3
     assert not (out / "summary.json").exists()
     p = subprocess.run(
         _child(out), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300
     )
     assert p.returncode == 0, p.stderr[-3000:]
     result = _result(p.stdout)
-    assert result["step"] == result["total"] == 12 and result["resumed"] == 2
+    assert result["step"] == result["total"] == 12 and result["resumed"] == 3
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert assert_checkpoint_restores(out) == 12
 

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from reszoo.errors import ExportError, ReszooError, UnknownModelError, first_line
 from reszoo.serving.metadata import METADATA_FILE, read_metadata
+from reszoo.weights.hdf5_guard import keras_archive_problem
 
 
 @dataclasses.dataclass
@@ -243,6 +244,9 @@ def _load_keras_file(path: Path, newest_checkpoint) -> keras.Model:
     from reszoo.zoo import list_models
 
     list_models()  # registers the layer classes of reszoo and its plugins, which the file names
+    problem = keras_archive_problem(path)  # weights stored in other files are never read
+    if problem:
+        raise ExportError(f"cannot load {path}: {problem}; it is not a model that loads safely")
     try:  # safe_mode: a Lambda's bytecode in someone else's model.keras is refused
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - a damaged zip or HDF5 file raises many kinds

@@ -338,6 +338,10 @@ def validate(cfg: dict):
         cfg["data_dir"] is None or isinstance(cfg["data_dir"], str),
         f"data_dir must be a path, got {cfg['data_dir']!r}",
     )
+    _check(
+        isinstance(cfg["follow_links"], bool),
+        f"follow_links must be true/false, got {cfg['follow_links']!r}",
+    )
 
 
 # --------------------------------------------------------------------------- run directories
@@ -361,6 +365,7 @@ RESUMABLE_CHANGES = frozenset(
         "checkpoint_every",
         "keep_checkpoints",
         "data_dir",
+        "follow_links",  # (run directories written before it existed have no such key)
         "cache",
         "validation_steps",
         "precision_reason",

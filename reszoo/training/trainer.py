@@ -47,7 +47,7 @@ from reszoo.errors import (
     WorkerLostError,
     first_line,
 )
-from reszoo.training import recipes, rundir
+from reszoo.training import checkpoint_store, preemption, recipes, rundir
 from reszoo.training.devices import describe_device, is_chief, select_precision, select_strategy
 from reszoo.training.recipes import check_output_dir
 
@@ -188,7 +188,7 @@ def load_checkpoint_weights(model, path) -> int:
     checkpoint (TrainingError otherwise). Returns the checkpoint's global step (0 without one)."""
     if os.path.isdir(path):
         sub = os.path.join(path, "checkpoints")
-        path = tf.train.latest_checkpoint(sub if os.path.isdir(sub) else path)
+        path = checkpoint_store.newest_readable(sub if os.path.isdir(sub) else path)[0]
         if path is None:
             raise TrainingError("no checkpoint found there")
     try:
@@ -435,6 +435,7 @@ def fit(
 
     Raises ConfigError/DataError for bad input (nothing written) and TrainingError when the run
     cannot start (output_dir of another config) or diverges (NaN/inf loss, naming the step).
+    Raises reszoo.errors.PreemptedError after saving a checkpoint on SIGTERM/SIGINT (preemption.py).
     """
     t_start = time.time()
     callbacks = list(callbacks or [])
@@ -530,6 +531,7 @@ def fit(
 
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
+    watch = preemption.install()  # reliability: SIGTERM/SIGINT save and stop (preemption.py)
     try:
         return _run(
             model_obj,
@@ -547,6 +549,7 @@ def fit(
             t_start,
         )
     finally:
+        preemption.uninstall(watch)
         keras.config.set_dtype_policy(previous_policy)
 
 
@@ -585,6 +588,7 @@ def _run(
             num_classes=cfg["num_classes"],
             examples=cfg["examples"],
             drop_remainder=True,
+            follow_links=cfg["follow_links"],  # reliability: image folders' symbolic links
         )
         if validation is not None:
             val_ds = validation
@@ -657,11 +661,12 @@ def _run(
             rundir.write_json(os.path.join(output_dir, "config.json"), cfg)
         else:
             worker_tmp = write_dir = tempfile.mkdtemp(prefix="reszoo-worker-")
-        manager = tf.train.CheckpointManager(
+        # reliability: restores the newest good checkpoint (checkpoint_store.py)
+        manager = checkpoint_store.open_manager(
             checkpoint,
             os.path.join(write_dir, "checkpoints"),
-            max_to_keep=cfg["keep_checkpoints"],
-            checkpoint_name="ckpt",
+            cfg["keep_checkpoints"],
+            resume_from=os.path.join(output_dir, "checkpoints"),
         )
     try:
         return _loop(
@@ -716,15 +721,8 @@ def _loop(
     global_batch = cfg["batch_size"]
     start_step = 0
     if output_dir is not None:
-        latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
+        latest = manager.resumed_from  # reliability: restored by checkpoint_store.open_manager
         if latest:
-            try:  # model, built optimizer (slots included), step and epoch, all restored now
-                checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise TrainingError(
-                    f"cannot resume from {latest}: it does not match this run's "
-                    f"model and optimizer: {str(e).splitlines()[0]}"
-                ) from e
             start_step = int(step_var.numpy())
             if verbose and chief:
                 where = (
@@ -809,6 +807,11 @@ def _loop(
             n_done = 0
             t0 = time.time()
             while in_epoch < spe:
+                signum = preemption.agreed_signal(strat)  # reliability: preemption.py
+                if signum:
+                    status = "preempted"
+                    save(step, epoch)
+                    raise preemption.stopped(signum, step, manager)
                 n = min(cfg["steps_per_execution"], spe - in_epoch)
                 if ckpt_every:
                     n = min(n, ckpt_every - step % ckpt_every)

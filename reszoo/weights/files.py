@@ -20,6 +20,7 @@ import keras
 from reszoo.config import ModelConfig
 from reszoo.errors import ConfigError
 from reszoo.weights.convert import LayerSource, StateDictSource
+from reszoo.weights.hdf5_guard import check_self_contained
 from reszoo.weights.naming import SCHEMES, Scheme, slots
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -30,6 +31,7 @@ def file_kind(path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(16)
     if head.startswith(_HDF5_SIGNATURE):
+        check_self_contained(path)  # nothing read from files a dataset or link points at
         return _hdf5_kind(path)
     if len(head) >= 9 and head[8:9] == b"{":  # 8-byte little-endian header size, JSON header
         return "safetensors"
