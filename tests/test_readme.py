@@ -12,7 +12,7 @@ def opening_commands():
 def test_readme_opens_with_exactly_two_commands():
     commands = opening_commands()
     assert len(commands) == 2
-    assert "python -m reszoo.train" in commands[0] and "pytest" in commands[1]
+    assert "reszoo train" in commands[0] and "pytest" in commands[1]
 
 
 def test_ci_runs_the_readme_test_command():
