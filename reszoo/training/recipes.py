@@ -26,6 +26,7 @@ import os
 from reszoo.errors import ConfigError, TrainingError
 from reszoo.paths import uncreatable_reason
 from reszoo.training.choices import OPTIMIZERS, PRECISIONS, SCHEDULES, STRATEGIES
+from reszoo.training.config import RUN_KEYS
 
 _RECIPES = None
 
@@ -132,20 +133,7 @@ def load_config_file(path: str) -> dict:
     return {k: v for k, v in data.items() if k in known or k not in _RUN_KEYS}
 
 
-# Keys fit adds to the resolved config (not options a user sets).
-_RUN_KEYS = (
-    "model",
-    "dataset",
-    "build",
-    "class_names",
-    "kind",
-    "num_replicas",
-    "precision_reason",
-    "strategy_name",
-    "steps_per_epoch_resolved",
-    "total_steps",
-    "reszoo_config_version",
-)
+_RUN_KEYS = RUN_KEYS  # keys fit adds to the resolved config (not options a user sets)
 
 
 def parse_set(items) -> dict:
