@@ -6,7 +6,7 @@ ours: ``strategy.run`` inside a ``tf.function`` (``steps_per_execution`` steps p
 ``tf.nn.compute_average_loss``, and a Keras 3 optimizer (wrapped in ``LossScaleOptimizer`` for
 mixed_float16). The same code runs on every strategy.
 
-Weight decay (SGD): an L2 term ``weight_decay / 2 * sum(w**2)`` over convolution and dense
+Weight decay (SGD, and any optimizer whose OPTIMIZERS entry says l2_in_loss): an L2 term ``weight_decay / 2 * sum(w**2)`` over convolution and dense
 *kernels* only (no BatchNorm gamma/beta, no biases) is added to the loss; its gradient is
 ``weight_decay * w``, i.e. PyTorch's ``SGD(weight_decay=...)``.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from reszoo.training.optimizers import loss_weight_decay
 
 _SUM = tf.distribute.ReduceOp.SUM
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
@@ -58,7 +60,7 @@ def _make_forward_backward(model, optimizer, cfg, global_batch, num_classes):
     """Per replica: (gradients, data loss, correct count, example count) of one batch."""
     variables = model.trainable_variables
     decay_vars = [v for v in variables if _is_kernel(v)]
-    l2 = cfg.weight_decay if cfg.optimizer == "sgd" else 0.0
+    l2 = loss_weight_decay(cfg)
     smoothing = float(cfg.label_smoothing)
 
     def forward_backward(images, labels):
