@@ -87,7 +87,15 @@ class Steps(Schedule):
         return lr * tf.pow(self.decay, passed)
 
 
-SCHEDULES = {"cosine": Cosine, "steps": Steps, "constant": Constant}
+class Linear(Schedule):
+    """A straight line from ``lr`` at the end of warm-up down to ``min_lr`` (0 by default) at
+    total_steps."""
+
+    def decayed(self, tf, step):
+        return self.lr + (self.min_lr - self.lr) * self.progress(tf, step)
+
+
+SCHEDULES = {"cosine": Cosine, "steps": Steps, "constant": Constant, "linear": Linear}
 
 
 def LRSchedule(  # noqa: N802 - the name fit's schedule has always had
