@@ -367,17 +367,13 @@ def load(
             generate, default 1024).
         drop_remainder: drop the last partial training batch (validation never drops).
 
-    Returns:
-        (train, validation, info): see the module docstring.
-
-    Raises:
-        DataError: unknown, unprepared or unreadable data, or an invalid argument.
+    Returns (train, validation, info), described in the module docstring. Raises DataError for
+    unknown, unprepared or unreadable data, or an invalid argument.
     """
     name = _check_name(dataset)
-    batch_size = _check_batch_size(batch_size)
-    size = _check_image_size(image_size)
-    validation_split = _check_validation_split(validation_split)
-    _check_options(examples, cache, seed)
+    batch_size, size, validation_split = _check_arguments(
+        batch_size, image_size, validation_split, examples, cache, seed
+    )
     base, extras = _parse_augment(augment)
     request = SourceRequest(
         name, size, validation_split, examples, num_classes, seed, data_dir, augment_base=base
@@ -385,29 +381,49 @@ def load(
     source = source_for(name)(request)
     classes = _check_classes(name, source, num_classes)
     size = source.image_size if size is None else size
-    train_n = source.train.examples
+    _check_one_batch(name, source.train.examples, batch_size, drop_remainder)
+    aug = _Augment(augment_base(base, size), extras)
+    plan = _Pipeline(
+        aug, size, batch_size, cache, seed, drop_remainder, classes, _make_keras_layers(extras)
+    )
+    return _pipelines(name, source, plan)
+
+
+def _pipelines(name, source, plan):
+    """(train, validation or None, DataInfo) of a source."""
+    train = _build_train(source.train, plan)
+    validation = None
+    if source.validation is not None and source.validation.examples > 0:
+        validation = _build_eval(
+            source.validation, plan.aug, plan.size, plan.batch_size, plan.cache
+        )
+    info = DataInfo(
+        name=name,
+        num_classes=plan.num_classes,
+        class_names=tuple(source.class_names),
+        image_shape=(int(plan.size[0]), int(plan.size[1]), 3),
+        train_examples=int(source.train.examples),
+        validation_examples=int(source.validation.examples) if validation is not None else 0,
+    )
+    return train, validation, info
+
+
+def _check_arguments(batch_size, image_size, validation_split, examples, cache, seed):
+    """(batch size, image size, validation split) in their checked forms; DataError naming the
+    first bad argument."""
+    batch_size = _check_batch_size(batch_size)
+    size = _check_image_size(image_size)
+    validation_split = _check_validation_split(validation_split)
+    _check_options(examples, cache, seed)
+    return batch_size, size, validation_split
+
+
+def _check_one_batch(name, train_n, batch_size, drop_remainder):
     if drop_remainder and train_n < batch_size:
         raise DataError(
             f"batch_size={batch_size} is larger than the {train_n} training examples of {name!r}, "
             "so an epoch would have no batch; use a smaller batch_size or drop_remainder=False."
         )
-    aug = _Augment(augment_base(base, size), extras)
-    plan = _Pipeline(
-        aug, size, batch_size, cache, seed, drop_remainder, classes, _make_keras_layers(extras)
-    )
-    train = _build_train(source.train, plan)
-    validation = None
-    if source.validation is not None and source.validation.examples > 0:
-        validation = _build_eval(source.validation, aug, size, batch_size, cache)
-    info = DataInfo(
-        name=name,
-        num_classes=classes,
-        class_names=tuple(source.class_names),
-        image_shape=(int(size[0]), int(size[1]), 3),
-        train_examples=int(train_n),
-        validation_examples=int(source.validation.examples) if validation is not None else 0,
-    )
-    return train, validation, info
 
 
 def _check_name(dataset):

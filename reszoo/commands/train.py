@@ -72,6 +72,11 @@ def add_arguments(p):
         help=f"augmentation: {', '.join(AUGMENT_BASES)}, optionally followed by +extras "
         f"({', '.join(AUGMENT_EXTRAS)}), e.g. cifar+randaugment",
     )
+    _add_run_arguments(p)
+
+
+def _add_run_arguments(p):
+    """Where the run goes and how it is checkpointed, configured and reported."""
     p.add_argument("--output", help="run directory (default runs/MODEL-DATASET)")
     p.add_argument(
         "--data-dir", help="TFDS data directory (default TFDS_DATA_DIR or ~/tensorflow_datasets)"

@@ -19,6 +19,7 @@ config is refused before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 
@@ -100,9 +101,8 @@ def fit(
         weight_decay, schedule, warmup_epochs, lr_steps, label_smoothing, grad_clip_norm,
         ema_decay, steps_per_epoch, steps_per_execution, checkpoint_every, keep_checkpoints,
         augment, data_dir, overrides={architecture fields}, ...).
-    precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16".
-    strategy: "auto", "default", "one_device", "mirrored", "multi_worker", "tpu" or a
-        tf.distribute.Strategy.
+    precision, strategy: a name of reszoo.training.choices (PRECISIONS, STRATEGIES); strategy
+        may also be a tf.distribute.Strategy.
     callbacks: Keras callbacks (set_model, on_train_begin/end, on_epoch_begin/end with logs
         loss, accuracy, val_loss, val_accuracy, lr; on_train_batch_end per executed chunk);
         model.stop_training is honoured at epoch ends (EarlyStopping).
@@ -117,22 +117,35 @@ def fit(
     """
     started_at = time.time()
     model_obj, strategy_obj = _check_arguments(model, train, precision, strategy)
-    model_name = model if model_obj is None else model_obj.name
-    model_config = _model_config(model, model_obj)
-    opts = dict(options)
-    opts.update(
-        epochs=epochs,
-        batch_size=_batch_size(train, batch_size),
-        lr=lr,
-        precision=precision,
-        strategy=None if strategy_obj is not None else strategy,
+    name = model if model_obj is None else model_obj.name
+    request = setup.Request(
+        model_obj, name, _model_config(model, model_obj), train, validation, class_names,
+        list(callbacks or []), output_dir, verbose, started_at,
+    )  # fmt: skip
+    opts = dict(options, epochs=epochs, lr=lr, precision=precision)
+    opts["batch_size"] = _batch_size(train, batch_size)
+    opts["strategy"] = None if strategy_obj is not None else strategy
+    return _configure_and_run(request, config, opts, strategy_obj)
+
+
+def _configure_and_run(request, config, options, strategy_obj):
+    """Resolve the TrainConfig (once), place the run, then run it under its dtype policy."""
+    prepared = recipes.prepare(
+        request.model_name,
+        request.model_config,
+        request.train,
+        config=config,
+        options=options,
+        output_dir=request.output_dir,
     )
-    cfg = TrainConfig.from_dict(
-        recipes.prepare(
-            model_name, model_config, train, config=config, options=opts, output_dir=output_dir
-        )
-    )
-    placement = setup.place(cfg, strategy_obj, model_obj)
+    cfg = TrainConfig.from_dict(prepared)
+    placement = setup.place(cfg, strategy_obj, request.model)
+    _announce(cfg, placement, request.verbose)
+    with _dtype_policy(placement.precision):
+        return _run(request, cfg, placement)
+
+
+def _announce(cfg, placement, verbose):
     if verbose and placement.chief:
         print(
             f"reszoo.fit: precision {placement.precision} ({placement.precision_reason}); "
@@ -140,22 +153,15 @@ def fit(
             f"global batch {cfg.batch_size}, lr {cfg.lr:g}",
             flush=True,
         )
-    request = setup.Request(
-        model_obj,
-        model_name,
-        model_config,
-        train,
-        validation,
-        class_names,
-        list(callbacks or []),
-        output_dir,
-        verbose,
-        started_at,
-    )
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy):
+    """The global Keras dtype policy set while the model is built and trained, then restored."""
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(placement.precision)
+    keras.config.set_dtype_policy(policy)
     try:
-        return _run(request, cfg, placement)
+        yield
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
