@@ -34,6 +34,7 @@ import tensorflow as tf
 import reszoo
 import reszoo.training.trainer as rfit
 from reszoo.training import recipes
+from reszoo.training.config import TrainConfig
 
 TRACED_STEPS = 3
 
@@ -66,8 +67,16 @@ def callables(model, batch, size, classes, policy):
         grads = tape.gradient(loss, model.trainable_variables)
         return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
 
-    cfg = dict(recipes.defaults())
-    cfg["lr"] = 0.1
+    cfg = TrainConfig.from_dict(
+        {
+            **recipes.defaults(),
+            "lr": 0.1,
+            "kind": "cifar",
+            "model": "profiled",
+            "dataset": "synthetic",
+            "reszoo_config_version": recipes.CONFIG_VERSION,
+        }
+    )
     opt, _ = rfit.make_optimizer(cfg, 100, policy)
     opt.build(model.trainable_variables)
     strategy = tf.distribute.get_strategy()

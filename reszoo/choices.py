@@ -1,7 +1,8 @@
-"""The named choices of a model config, each defined once.
+"""The named choices of a model config and of the data pipeline, each defined once.
 
 config.py validates registry entries against these names, layers.py implements them, and the
-CLIs list them. Plain data only (no Keras), so importing it stays cheap.
+CLIs list them; data.py parses ``augment`` against the augmentation names. Plain data only (no
+Keras), so importing it stays cheap.
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ PIXEL_MODES = {
 PREPROCESSING_MODES = tuple(PIXEL_MODES)
 
 POOLINGS = (None, "avg", "max")
+
+# Data augmentation (reszoo.data): a base, optionally followed by '+' and extras.
+AUGMENT_BASES = ("auto", "none", "cifar", "imagenet")
+AUGMENT_EXTRAS = ("randaugment", "mixup", "cutmix", "erasing")

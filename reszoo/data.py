@@ -36,13 +36,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reszoo.data_sources import (
-    SMALL_IMAGE_MAX,
-    digits_source,
-    folder_source,
-    synthetic_source,
-    tfds_source,
-)
+from reszoo.choices import AUGMENT_BASES, AUGMENT_EXTRAS
+from reszoo.data_sources import SourceRequest, augment_base, source_for
 from reszoo.errors import DataError
 from reszoo.image_ops import (
     center_window,
@@ -54,9 +49,6 @@ from reszoo.image_ops import (
 )
 
 __all__ = ["DataInfo", "load", "AUGMENT_BASES", "AUGMENT_EXTRAS"]
-
-AUGMENT_BASES = ("auto", "none", "cifar", "imagenet")
-AUGMENT_EXTRAS = ("randaugment", "mixup", "cutmix", "erasing")
 
 EVAL_CROP_FRACTION = 0.875  # ImageNet evaluation: resize shorter side to size / 0.875, center crop
 MIXUP_ALPHA = 0.2
@@ -193,94 +185,103 @@ def _fixed_size(kind, size, fraction):
     return fn
 
 
-def _build_train(
-    split, aug, size, batch_size, cache, seed, drop_remainder, num_classes, keras_layers
-):
-    opts = tf.data.Options()
-    opts.deterministic = False
-    n = split.examples
+@dataclasses.dataclass(frozen=True)
+class _Pipeline:
+    """How the training pipeline is built (the checked arguments of load)."""
+
+    aug: _Augment
+    size: tuple[int, int]
+    batch_size: int
+    cache: bool | None
+    seed: int
+    drop_remainder: bool
+    num_classes: int
+    keras_layers: dict
+
+
+def _decode(ds, fn, can_fail):
+    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return ds.ignore_errors(log_warning=True) if can_fail else ds
+
+
+def _random_resized_crop(kind, size):
+    def rrc(x, y):
+        image = windowed(x, kind, random_resized_window)
+        image = tf.image.random_flip_left_right(image)
+        return to_uint8(resize(image, size)), y
+
+    return rrc
+
+
+def _train_images(split, plan):
+    """Shuffled uint8 [H, W, 3] training images. "cifar"/"none" decode and resize once and cache
+    the result; "imagenet" caches what it reads (bytes) and crops at random every epoch."""
+    n, size, seed = split.examples, plan.size, plan.seed
     kind = "encoded" if split.kind == "path" else split.kind
     can_fail = split.kind != "decoded"
+    per_epoch_crop = plan.aug.base not in ("cifar", "none")
+    nbytes = split.raw_bytes if per_epoch_crop else n * size[0] * size[1] * 3
+    cached = _should_cache(plan.cache, nbytes)
+    ds = split.dataset
+    if split.kind == "path" and not cached:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = _read(dataclasses.replace(split, dataset=ds), True)
+    if not per_epoch_crop:
+        ds = _decode(ds, _fixed_size(kind, size, 1.0), can_fail)
+    if cached:
+        ds = ds.cache().shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    elif split.kind != "path":
+        ds = ds.shuffle(min(n, SHUFFLE_BUFFER_UNCACHED), seed=seed, reshuffle_each_iteration=True)
+    if per_epoch_crop:
+        ds = _decode(ds, _random_resized_crop(kind, size), can_fail)
+    return ds
 
-    if aug.base in ("cifar", "none"):
-        cached = _should_cache(cache, n * size[0] * size[1] * 3)
-        ds = split.dataset
-        if not cached:
-            ds = (
-                ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-                if split.kind == "path"
-                else ds
+
+def _batch_augment(plan):
+    """The per-batch map: float32 images, CIFAR crop/flip, erasing, MixUp/CutMix soft labels."""
+    pad = max(1, min(plan.size) // 8)
+    erasing = plan.keras_layers.get("erasing")
+    mixers = [plan.keras_layers[k] for k in ("mixup", "cutmix") if k in plan.keras_layers]
+
+    def mix(x, y):
+        data = {"images": x, "labels": tf.one_hot(y, plan.num_classes, dtype=tf.float32)}
+        if len(mixers) == 1:
+            out = mixers[0](data)
+        else:  # MixUp or CutMix, chosen per batch
+            out = tf.cond(
+                tf.random.uniform([]) < 0.5, lambda: mixers[0](data), lambda: mixers[1](data)
             )
-        ds = _read(dataclasses.replace(split, dataset=ds), True)
-        ds = ds.map(
-            _fixed_size(kind, size, 1.0), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
-        )
-        if can_fail:
-            ds = ds.ignore_errors(log_warning=True)
-        if cached:
-            ds = ds.cache().shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        elif split.kind != "path":
-            ds = ds.shuffle(
-                min(n, SHUFFLE_BUFFER_UNCACHED), seed=seed, reshuffle_each_iteration=True
-            )
-    else:  # imagenet: random-resized crop (fused with JPEG decoding) + flip, per image
-        cached = _should_cache(cache, split.raw_bytes)
-        ds = split.dataset
-        if split.kind == "path" and not cached:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = _read(dataclasses.replace(split, dataset=ds), True)
-        if cached:
-            ds = ds.cache().shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        elif split.kind != "path":
-            ds = ds.shuffle(
-                min(n, SHUFFLE_BUFFER_UNCACHED), seed=seed, reshuffle_each_iteration=True
-            )
+        return out["images"], tf.cast(out["labels"], tf.float32)
 
-        def rrc(x, y):
-            image = windowed(x, kind, random_resized_window)
-            image = tf.image.random_flip_left_right(image)
-            return to_uint8(resize(image, size)), y
+    def batch_fn(x, y):
+        x = tf.cast(x, tf.float32)
+        if plan.aug.base == "cifar":
+            x = cifar_batch_augment(x, pad)
+        if erasing is not None:
+            x = erasing(x)
+        return mix(x, y) if mixers else (x, y)
 
-        ds = ds.map(rrc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        if can_fail:
-            ds = ds.ignore_errors(log_warning=True)
+    return batch_fn
 
-    if "randaugment" in aug.extras:
-        randaugment = keras_layers["randaugment"]
+
+def _build_train(split, plan):
+    opts = tf.data.Options()
+    opts.deterministic = False
+    ds = _train_images(split, plan)
+    if "randaugment" in plan.aug.extras:
+        randaugment = plan.keras_layers["randaugment"]
         ds = ds.map(
             lambda x, y: (to_uint8(randaugment(tf.cast(x, tf.float32))), y),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=False,
         )
     ds = ds.batch(
-        batch_size,
-        drop_remainder=drop_remainder,
+        plan.batch_size,
+        drop_remainder=plan.drop_remainder,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=False,
     )
-
-    pad = max(1, min(size) // 8)
-    erasing = keras_layers.get("erasing")
-    mixers = [keras_layers[k] for k in ("mixup", "cutmix") if k in keras_layers]
-
-    def batch_fn(x, y):
-        x = tf.cast(x, tf.float32)
-        if aug.base == "cifar":
-            x = cifar_batch_augment(x, pad)
-        if erasing is not None:
-            x = erasing(x)
-        if mixers:
-            data = {"images": x, "labels": tf.one_hot(y, num_classes, dtype=tf.float32)}
-            if len(mixers) == 1:
-                out = mixers[0](data)
-            else:  # MixUp or CutMix, chosen per batch
-                out = tf.cond(
-                    tf.random.uniform([]) < 0.5, lambda: mixers[0](data), lambda: mixers[1](data)
-                )
-            x, y = out["images"], tf.cast(out["labels"], tf.float32)
-        return x, y
-
-    ds = ds.map(batch_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.map(_batch_augment(plan), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(opts)
 
 
@@ -299,22 +300,28 @@ def _build_eval(split, aug, size, batch_size, cache):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+# The Keras layers of the augmentations named after '+' (reszoo.choices.AUGMENT_EXTRAS), built
+# in this order, in float32 on channels_last images with values 0..255.
+_KERAS_AUGMENTATIONS = {
+    "randaugment": lambda layers, common: layers.RandAugment(value_range=(0, 255), **common),
+    "erasing": lambda layers, common: layers.RandomErasing(
+        factor=(ERASING_PROBABILITY, ERASING_PROBABILITY), value_range=(0, 255), **common
+    ),
+    "mixup": lambda layers, common: layers.MixUp(alpha=MIXUP_ALPHA, **common),
+    "cutmix": lambda layers, common: layers.CutMix(**common),
+}
+assert set(_KERAS_AUGMENTATIONS) == set(AUGMENT_EXTRAS)
+
+
 def _make_keras_layers(extras):
     import keras
 
     common = {"data_format": "channels_last", "dtype": "float32"}  # never mixed precision here
-    layers = {}
-    if "randaugment" in extras:
-        layers["randaugment"] = keras.layers.RandAugment(value_range=(0, 255), **common)
-    if "erasing" in extras:
-        layers["erasing"] = keras.layers.RandomErasing(
-            factor=(ERASING_PROBABILITY, ERASING_PROBABILITY), value_range=(0, 255), **common
-        )
-    if "mixup" in extras:
-        layers["mixup"] = keras.layers.MixUp(alpha=MIXUP_ALPHA, **common)
-    if "cutmix" in extras:
-        layers["cutmix"] = keras.layers.CutMix(**common)
-    return layers
+    return {
+        name: make(keras.layers, common)
+        for name, make in _KERAS_AUGMENTATIONS.items()
+        if name in extras
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,20 +367,76 @@ def load(
         examples: number of training examples to use (a fixed subset; synthetic: how many to
             generate, default 1024).
         drop_remainder: drop the last partial training batch (validation never drops).
-        follow_links: follow symbolic links in an image folder when they stay inside it
-            (default: not followed, counted in a warning; reszoo/folder_walk.py).
+        follow_links: follow an image folder's symbolic links inside it (reszoo/folder_walk.py).
 
-    Returns:
-        (train, validation, info): see the module docstring.
-
-    Raises:
-        DataError: unknown, unprepared or unreadable data, or an invalid argument.
+    Returns (train, validation, info) (see the module docstring); DataError for bad input.
     """
+    name = _check_name(dataset)
+    batch_size, size, validation_split = _check_arguments(
+        batch_size, image_size, validation_split, examples, cache, seed
+    )
+    base, extras = _parse_augment(augment)
+    request = SourceRequest(
+        name, size, validation_split, examples, num_classes, seed, data_dir, base, follow_links
+    )
+    source = source_for(name)(request)
+    classes = _check_classes(name, source, num_classes)
+    size = source.image_size if size is None else size
+    _check_one_batch(name, source.train.examples, batch_size, drop_remainder)
+    aug = _Augment(augment_base(base, size), extras)
+    plan = _Pipeline(
+        aug, size, batch_size, cache, seed, drop_remainder, classes, _make_keras_layers(extras)
+    )
+    return _pipelines(name, source, plan)
+
+
+def _pipelines(name, source, plan):
+    """(train, validation or None, DataInfo) of a source."""
+    train = _build_train(source.train, plan)
+    validation = None
+    if source.validation is not None and source.validation.examples > 0:
+        validation = _build_eval(
+            source.validation, plan.aug, plan.size, plan.batch_size, plan.cache
+        )
+    info = DataInfo(
+        name=name,
+        num_classes=plan.num_classes,
+        class_names=tuple(source.class_names),
+        image_shape=(int(plan.size[0]), int(plan.size[1]), 3),
+        train_examples=int(source.train.examples),
+        validation_examples=int(source.validation.examples) if validation is not None else 0,
+    )
+    return train, validation, info
+
+
+def _check_arguments(batch_size, image_size, validation_split, examples, cache, seed):
+    """(batch size, image size, validation split) in their checked forms; DataError naming the
+    first bad argument."""
+    batch_size = _check_batch_size(batch_size)
+    size = _check_image_size(image_size)
+    validation_split = _check_validation_split(validation_split)
+    _check_options(examples, cache, seed)
+    return batch_size, size, validation_split
+
+
+def _check_one_batch(name, train_n, batch_size, drop_remainder):
+    if drop_remainder and train_n < batch_size:
+        raise DataError(
+            f"batch_size={batch_size} is larger than the {train_n} training examples of {name!r}, "
+            "so an epoch would have no batch; use a smaller batch_size or drop_remainder=False."
+        )
+
+
+def _check_name(dataset):
     name = os.fspath(dataset) if isinstance(dataset, os.PathLike) else dataset
     if not isinstance(name, str) or not name.strip():
         raise DataError(
             f"dataset must be a non-empty string or path. Received: dataset={dataset!r}"
         )
+    return name
+
+
+def _check_batch_size(batch_size):
     if (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, (int, np.integer))
@@ -382,9 +445,10 @@ def load(
         raise DataError(
             f"batch_size must be a positive int (the global batch). Received: batch_size={batch_size!r}"
         )
-    batch_size = int(batch_size)
-    size = _check_image_size(image_size)
-    validation_split = _check_validation_split(validation_split)
+    return int(batch_size)
+
+
+def _check_options(examples, cache, seed):
     if examples is not None and (
         isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 1
     ):
@@ -393,54 +457,15 @@ def load(
         raise DataError(f"cache must be None, True or False. Received: cache={cache!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise DataError(f"seed must be an int. Received: seed={seed!r}")
-    base, extras = _parse_augment(augment)
 
-    def resolve_base(target):
-        if base != "auto":
-            return base
-        return "cifar" if max(target) <= SMALL_IMAGE_MAX else "imagenet"
 
-    if name == "digits":
-        source = digits_source(size, validation_split, examples)
-    elif name == "synthetic":
-        source = synthetic_source(size, validation_split, examples, num_classes, seed)
-    elif os.path.isdir(os.path.expanduser(name)):
-        source = folder_source(name, size, validation_split, examples, follow_links)
-    elif "/" in name or os.sep in name or name.startswith(("~", ".")):
-        raise DataError(
-            f"dataset={name!r} looks like a path, but there is no such folder. Pass an existing "
-            "image folder (one sub-folder per class), 'digits', 'synthetic' or a TFDS name."
-        )
-    else:
-        source = tfds_source(name, data_dir, size, validation_split, examples, resolve_base, seed)
-
+def _check_classes(name, source, num_classes):
+    """The source's number of classes; num_classes, when given, must agree (synthetic makes
+    as many as asked)."""
     classes = len(source.class_names)
     if num_classes is not None and name != "synthetic" and num_classes != classes:
         raise DataError(
             f"Dataset {name!r} has {classes} classes, but num_classes={num_classes} was asked for; "
             f"build the model with num_classes={classes} (or leave num_classes unset)."
         )
-    size = source.image_size if size is None else size
-    aug = _Augment(resolve_base(size), extras)
-    train_n = source.train.examples
-    if drop_remainder and train_n < batch_size:
-        raise DataError(
-            f"batch_size={batch_size} is larger than the {train_n} training examples of {name!r}, "
-            "so an epoch would have no batch; use a smaller batch_size or drop_remainder=False."
-        )
-    keras_layers = _make_keras_layers(extras)
-    train = _build_train(
-        source.train, aug, size, batch_size, cache, seed, drop_remainder, classes, keras_layers
-    )
-    validation = None
-    if source.validation is not None and source.validation.examples > 0:
-        validation = _build_eval(source.validation, aug, size, batch_size, cache)
-    info = DataInfo(
-        name=name,
-        num_classes=classes,
-        class_names=tuple(source.class_names),
-        image_shape=(int(size[0]), int(size[1]), 3),
-        train_examples=int(train_n),
-        validation_examples=int(source.validation.examples) if validation is not None else 0,
-    )
-    return train, validation, info
+    return classes

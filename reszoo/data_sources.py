@@ -71,6 +71,29 @@ class _Source:
     image_size: tuple[int, int]  # default target size
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceRequest:
+    """What reszoo.data.load asks a source for (arguments already checked)."""
+
+    name: str
+    image_size: tuple[int, int] | None  # None: the source's default size
+    validation_split: float | int | None
+    examples: int | None
+    num_classes: int | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    augment_base: str = "auto"  # "auto", "none", "cifar" or "imagenet"
+    follow_links: bool = False  # image folders: follow symbolic links inside the root
+
+
+def augment_base(base, size):
+    """The augmentation base for images of ``size``: "auto" is "cifar" up to SMALL_IMAGE_MAX
+    pixels a side, else "imagenet"."""
+    if base != "auto":
+        return base
+    return "cifar" if max(size) <= SMALL_IMAGE_MAX else "imagenet"
+
+
 def _split_indices_per_class(labels, validation_split, num_classes):
     """Deterministic per-class hold-out: sort (caller's order), then a fixed-seed permutation."""
     labels = np.asarray(labels)
@@ -104,21 +127,21 @@ def _cap_examples(indices, examples):
     return np.sort(indices[rng.permutation(len(indices))[:examples]])
 
 
-def digits_source(image_size, validation_split, examples):
+def digits_source(req):
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
         raise DataError("dataset='digits' needs scikit-learn (pip install scikit-learn).") from e
     bunch = load_digits()
-    size = image_size or (32, 32)
+    size = req.image_size or (32, 32)
     images = bunch.images.astype(np.float32) * (255.0 / 16.0)  # (1797, 8, 8), 0..16 -> 0..255
     images = tf.image.resize(images[..., None], size, method="bilinear")
     images = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.uint8)
     images = tf.image.grayscale_to_rgb(images).numpy()
     labels = bunch.target.astype(np.int32)
-    split = 0.2 if validation_split is None else validation_split
+    split = 0.2 if req.validation_split is None else req.validation_split
     train_idx, val_idx = _split_indices_per_class(labels, split, 10)
-    train_idx = _cap_examples(train_idx, examples)
+    train_idx = _cap_examples(train_idx, req.examples)
 
     def make(idx):
         return _Split(
@@ -132,8 +155,17 @@ def digits_source(image_size, validation_split, examples):
     return _Source(make(train_idx), make(val_idx) if len(val_idx) else None, names, size)
 
 
-def synthetic_source(image_size, validation_split, examples, num_classes, seed):
-    size = image_size or (32, 32)
+def _synthetic_counts(train_n, validation_split):
+    if validation_split is None:
+        return int(round(0.2 * train_n))
+    if isinstance(validation_split, int):
+        return validation_split
+    return int(round(validation_split * train_n))
+
+
+def synthetic_source(req):
+    size = req.image_size or (32, 32)
+    num_classes, seed = req.num_classes, req.seed
     num_classes = 10 if num_classes is None else num_classes
     if (
         isinstance(num_classes, bool)
@@ -142,13 +174,8 @@ def synthetic_source(image_size, validation_split, examples, num_classes, seed):
     ):
         raise DataError(f"num_classes must be an int >= 2. Received: num_classes={num_classes!r}")
     num_classes = int(num_classes)
-    train_n = 1024 if examples is None else examples
-    if validation_split is None:
-        val_n = int(round(0.2 * train_n))
-    elif isinstance(validation_split, int):
-        val_n = validation_split
-    else:
-        val_n = int(round(validation_split * train_n))
+    train_n = 1024 if req.examples is None else req.examples
+    val_n = _synthetic_counts(train_n, req.validation_split)
     # Learnable: every class has its own mean colour; pixels are that colour plus noise.
     rng = np.random.default_rng(seed)
     means = tf.constant(rng.uniform(40.0, 215.0, size=(num_classes, 3)), tf.float32)
@@ -227,8 +254,9 @@ def _list_class_folder(root):
 def _scan_folder(root, class_names, bad, links):
     """Good image files, their labels and sizes under ``root/<class>/`` (recursively), sorted.
 
-    Files that cannot be images are appended to ``bad`` as (path, reason)."""
-    listed = folder_walk.list_files(root, class_names, links)  # reliability: symbolic links
+    Files that cannot be images are appended to ``bad`` as (path, reason); symbolic links are
+    handled by ``links`` (reszoo/folder_walk.py)."""
+    listed = folder_walk.list_files(root, class_names, links)
 
     def check(chunk):
         out = []
@@ -310,25 +338,28 @@ def _peek_image_size(paths):
     return DEFAULT_LARGE_SIZE
 
 
-def folder_source(root, image_size, validation_split, examples, follow_links=False):
+def _folder_root(root):
+    """(root, class names); a root that holds train/ and val/ (an extracted imagenette, say)
+    means its train/."""
     root = os.path.abspath(os.path.expanduser(root))
     class_names = _list_class_folder(root)
-    # A root that holds train/ and val/ (an extracted imagenette, say) means those two.
     lowered = {c.lower(): c for c in class_names}
     if "train" in lowered and any(v in lowered for v in ("val", "validation", "valid")):
         root = os.path.join(root, lowered["train"])
         class_names = _list_class_folder(root)
-    val_root = _validation_sibling(root) if validation_split is None else None
     if len(class_names) < 2:
         raise DataError(
             f"Image folder {root} has {len(class_names)} class sub-folder(s); it needs one "
             "sub-folder per class (at least 2), each holding that class's images: "
             f"{root}/<class_name>/<image>.jpg"
         )
-    bad = []
-    links = folder_walk.Links(follow_links)  # reliability: what was done with symbolic links
+    return root, class_names
+
+
+def _scan_training_folder(root, class_names, bad, report_root, links):
+    """The training folder's good files (paths as an array), labels and sizes; DataError when
+    none is usable, a warning for classes without images."""
     paths, labels, sizes = _scan_folder(root, class_names, bad, links)
-    report_root = root if val_root is None else os.path.dirname(root)
     if not len(paths):
         links.warn(report_root)
         _warn_bad_files(report_root, bad)
@@ -341,38 +372,52 @@ def folder_source(root, image_size, validation_split, examples, follow_links=Fal
         warnings.warn(
             f"reszoo.data: class folder(s) with no images under {root}: {', '.join(empty[:10])}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    paths = np.asarray(paths, dtype=str)
+    return np.asarray(paths, dtype=str), labels, sizes
 
+
+def _scan_validation_folder(val_root, root, class_names, bad, links):
+    """(paths, labels, sizes) of a sibling validation folder, named with the training classes."""
+    val_classes = _list_class_folder(val_root)
+    extra = sorted(set(val_classes) - set(class_names))
+    if not val_classes or extra:
+        problem = f"unknown classes: {', '.join(extra[:10])}" if extra else "it has none"
+        raise DataError(
+            f"Validation folder {val_root} must have one sub-folder per class, named as in "
+            f"{root}; {problem}. Pass validation_split=0.1 to hold out part of the training "
+            "folder instead."
+        )
+    paths, labels, sizes = _scan_folder(val_root, class_names, bad, links)
+    return np.asarray(paths, dtype=str), labels, sizes
+
+
+def _path_split(paths, labels, nbytes):
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return _Split(ds, len(paths), "path", int(np.sum(nbytes)))
+
+
+def folder_source(req):
+    root, class_names = _folder_root(req.name)
+    image_size, validation_split, examples = req.image_size, req.validation_split, req.examples
+    val_root = _validation_sibling(root) if validation_split is None else None
+    report_root = root if val_root is None else os.path.dirname(root)
+    bad = []
+    links = folder_walk.Links(req.follow_links)
+    paths, labels, sizes = _scan_training_folder(root, class_names, bad, report_root, links)
     if val_root is not None:
-        val_classes = _list_class_folder(val_root)
-        extra = sorted(set(val_classes) - set(class_names))
-        if not val_classes or extra:
-            problem = f"unknown classes: {', '.join(extra[:10])}" if extra else "it has none"
-            raise DataError(
-                f"Validation folder {val_root} must have one sub-folder per class, named as in "
-                f"{root}; {problem}. Pass validation_split=0.1 to hold out part of the training "
-                "folder instead."
-            )
-        val_paths, val_labels, val_sizes = _scan_folder(val_root, class_names, bad, links)
-        val_paths = np.asarray(val_paths, dtype=str)
+        val = _scan_validation_folder(val_root, root, class_names, bad, links)
         train_idx = np.arange(len(paths))
     else:
         split = 0.1 if validation_split is None else validation_split
         train_idx, val_idx = _split_indices_per_class(labels, split, len(class_names))
-        val_paths, val_labels, val_sizes = paths[val_idx], labels[val_idx], sizes[val_idx]
+        val = paths[val_idx], labels[val_idx], sizes[val_idx]
     links.warn(report_root)
     _warn_bad_files(report_root, bad)
     train_idx = _cap_examples(train_idx, examples)
-
-    def make(file_paths, file_labels, nbytes):
-        ds = tf.data.Dataset.from_tensor_slices((file_paths, file_labels))
-        return _Split(ds, len(file_paths), "path", int(np.sum(nbytes)))
-
     size = image_size or _peek_image_size(list(paths[train_idx]))
-    validation = make(val_paths, val_labels, val_sizes) if len(val_paths) else None
-    train = make(paths[train_idx], labels[train_idx], sizes[train_idx])
+    validation = _path_split(*val) if len(val[0]) else None
+    train = _path_split(paths[train_idx], labels[train_idx], sizes[train_idx])
     return _Source(train, validation, tuple(class_names), size)
 
 
@@ -396,7 +441,7 @@ def _network_available(timeout=2.0):
     return bool(result and result[0])
 
 
-def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_base, seed):
+def _import_tfds(name):
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
@@ -404,9 +449,13 @@ def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_
             f"dataset={name!r} is not 'digits', 'synthetic' or an existing folder, and reading it "
             "from TensorFlow Datasets needs tensorflow-datasets (pip install tensorflow-datasets)."
         ) from e
+    return tfds
+
+
+def _tfds_builder(tfds, name, data_dir):
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or None
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        return tfds.builder(name, data_dir=data_dir)
     except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
         close = difflib.get_close_matches(
             name.lower(), list(tfds.list_builders(with_community_datasets=False)), n=3
@@ -417,6 +466,9 @@ def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_
             f"nor a TensorFlow Datasets name.{hint}"
         ) from e
 
+
+def _tfds_features(tfds, builder, name):
+    """(image key, image shape, class names) of an image classification data set."""
     info = builder.info
     keys = info.supervised_keys
     if not keys or len(keys) != 2:
@@ -431,25 +483,12 @@ def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_
             f"TFDS dataset {name!r} is not an image classification data set "
             f"({image_key}: {type(image_feature).__name__}, {label_key}: {type(label_feature).__name__})."
         )
-    class_names = tuple(label_feature.names)
-    shape = image_feature.shape
-    fixed = shape[0] is not None and shape[1] is not None
-    if image_size is None:
-        small = fixed and max(shape[0], shape[1]) <= SMALL_IMAGE_MAX
-        image_size = (int(shape[0]), int(shape[1])) if small else DEFAULT_LARGE_SIZE
-    # Large images stay encoded so that the random crop is fused with JPEG decoding.
-    kind = "encoded" if resolve_base(image_size) == "imagenet" else "decoded"
+    return image_key, image_feature.shape, tuple(label_feature.names)
 
-    def as_dataset(split, training):
-        decoders = {image_key: tfds.decode.SkipDecoding()} if kind == "encoded" else None
-        return builder.as_dataset(
-            split=split,
-            as_supervised=True,
-            shuffle_files=training,
-            decoders=decoders,
-            read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
-        )
 
+def _prepared_splits(builder, as_dataset, name):
+    """The split infos of a prepared builder ({} under tfds.testing.mock_data); an unprepared
+    one is prepared (or refused with what to do)."""
     if not builder.is_prepared():
         # Under tfds.testing.mock_data an unprepared builder still yields (fake) data.
         try:
@@ -461,6 +500,60 @@ def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_
         raise DataError(
             f"TFDS dataset {name!r} has no 'train' split (it has {sorted(split_infos)})."
         )
+    return split_infos
+
+
+def _tfds_split_names(req, split_infos, num_examples):
+    """(train split, its size, validation split or None, its size, full train size)."""
+    full_train = num_examples("train")
+    train_split, train_n = "train", full_train
+    val_split, val_n = None, 0
+    if req.validation_split is None:
+        candidates = [s for s in ("validation", "test") if not split_infos or s in split_infos]
+        if candidates:
+            val_split = candidates[0]
+            val_n = num_examples(val_split)
+    elif req.validation_split:
+        val_n = _holdout_count(req.validation_split, full_train)
+        train_n = full_train - val_n
+        train_split, val_split = f"train[:{train_n}]", f"train[{train_n}:]"
+    if req.examples is not None and req.examples < train_n:
+        train_split, train_n = f"train[:{req.examples}]", req.examples
+    return train_split, train_n, val_split, val_n, full_train
+
+
+def _tfds_raw_bytes(kind, shape, split_infos, train_n, full_train):
+    """Memory the training examples take as stored (for the cache decision), if known."""
+    if kind == "decoded" and shape[0] is not None and shape[1] is not None:
+        return train_n * shape[0] * shape[1] * 3
+    if "train" in split_infos and split_infos["train"].num_bytes:
+        return int(split_infos["train"].num_bytes * train_n / max(1, full_train))
+    return None
+
+
+def tfds_source(req):
+    tfds = _import_tfds(req.name)
+    builder = _tfds_builder(tfds, req.name, req.data_dir)
+    image_key, shape, class_names = _tfds_features(tfds, builder, req.name)
+    image_size = req.image_size
+    if image_size is None:
+        small = shape[0] is not None and shape[1] is not None
+        small = small and max(shape[0], shape[1]) <= SMALL_IMAGE_MAX
+        image_size = (int(shape[0]), int(shape[1])) if small else DEFAULT_LARGE_SIZE
+    # Large images stay encoded so that the random crop is fused with JPEG decoding.
+    kind = "encoded" if augment_base(req.augment_base, image_size) == "imagenet" else "decoded"
+
+    def as_dataset(split, training):
+        decoders = {image_key: tfds.decode.SkipDecoding()} if kind == "encoded" else None
+        return builder.as_dataset(
+            split=split,
+            as_supervised=True,
+            shuffle_files=training,
+            decoders=decoders,
+            read_config=tfds.ReadConfig(shuffle_seed=req.seed, try_autocache=False),
+        )
+
+    split_infos = _prepared_splits(builder, as_dataset, req.name)
 
     def num_examples(split):
         if split in split_infos:
@@ -469,27 +562,8 @@ def tfds_source(name, data_dir, image_size, validation_split, examples, resolve_
         n = int(ds.cardinality())
         return n if n >= 0 else int(ds.reduce(0, lambda c, _: c + 1))
 
-    full_train = num_examples("train")
-    train_split, train_n = "train", full_train
-    val_split, val_n = None, 0
-    if validation_split is None:
-        candidates = [s for s in ("validation", "test") if not split_infos or s in split_infos]
-        if candidates:
-            val_split = candidates[0]
-            val_n = num_examples(val_split)
-    elif validation_split:
-        val_n = _holdout_count(validation_split, full_train)
-        train_n = full_train - val_n
-        train_split, val_split = f"train[:{train_n}]", f"train[{train_n}:]"
-    if examples is not None and examples < train_n:
-        train_split, train_n = f"train[:{examples}]", examples
-
-    if kind == "decoded" and fixed:
-        raw_bytes = train_n * shape[0] * shape[1] * 3
-    elif "train" in split_infos and split_infos["train"].num_bytes:
-        raw_bytes = int(split_infos["train"].num_bytes * train_n / max(1, full_train))
-    else:
-        raw_bytes = None
+    train_split, train_n, val_split, val_n, full = _tfds_split_names(req, split_infos, num_examples)
+    raw_bytes = _tfds_raw_bytes(kind, shape, split_infos, train_n, full)
     train = _Split(as_dataset(train_split, True), train_n, kind, raw_bytes)
     validation = None
     if val_split is not None and val_n > 0:
@@ -523,3 +597,31 @@ def _prepare_tfds(builder, name):
         raise DataError(
             f"Downloading TFDS dataset {name!r} into {data_dir} failed: {e}. {how}"
         ) from e
+
+
+# ---- the table: which source serves a dataset name (the first that matches)
+
+
+def _looks_like_path(name):
+    return "/" in name or os.sep in name or name.startswith(("~", "."))
+
+
+def _missing_folder(req):
+    raise DataError(
+        f"dataset={req.name!r} looks like a path, but there is no such folder. Pass an existing "
+        "image folder (one sub-folder per class), 'digits', 'synthetic' or a TFDS name."
+    )
+
+
+SOURCES = (
+    (lambda name: name == "digits", digits_source),
+    (lambda name: name == "synthetic", synthetic_source),
+    (lambda name: os.path.isdir(os.path.expanduser(name)), folder_source),
+    (_looks_like_path, _missing_folder),
+    (lambda name: True, tfds_source),  # anything else is a TensorFlow Datasets name
+)
+
+
+def source_for(name):
+    """The source function (taking a SourceRequest) that serves dataset ``name``."""
+    return next(source for matches, source in SOURCES if matches(name))

@@ -79,16 +79,7 @@ def build(
     from reszoo.models import build_model
 
     check_feature_arguments(features_only, out_indices, include_top, pooling, num_classes)
-    if weights is not None and "preprocessing" not in overrides:
-        from reszoo.weights import weights_overrides
-
-        overrides.update(weights_overrides(name, weights))
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
-    if input_shape is not None:
-        overrides["input_shape"] = (
-            list(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
-        )
+    overrides = _config_overrides(name, weights, num_classes, input_shape, overrides)
     model_config = resolve_config(name, **overrides)
     keeps_top = not features_only and include_top is not False
     if weights is not None:  # a refused tag or a failed download fails before the long build
@@ -113,3 +104,19 @@ def build(
 
         load_weights(model, model_config, weights, num_classes_given=num_classes is not None)
     return model
+
+
+def _config_overrides(name, weights, num_classes, input_shape, overrides):
+    """build's overrides of the registered config: the weight set's preprocessing (unless
+    given), then num_classes and input_shape when given."""
+    if weights is not None and "preprocessing" not in overrides:
+        from reszoo.weights import weights_overrides
+
+        overrides.update(weights_overrides(name, weights))
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if input_shape is not None:
+        overrides["input_shape"] = (
+            list(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
+        )
+    return overrides

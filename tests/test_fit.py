@@ -114,7 +114,7 @@ def test_recipes_layers_scaling_and_validation(tmp_path):
     with pytest.raises(ConfigError, match="epochs must be a positive integer"):
         recipes.resolve(cfg, "cifar10", options={"epochs": 0})
     with pytest.raises(ConfigError, match="schedule must be one of"):
-        recipes.resolve(cfg, "cifar10", options={"schedule": "linear"})
+        recipes.resolve(cfg, "cifar10", options={"schedule": "no_such_schedule"})
     assert recipes.parse_set(
         ["lr_steps=[3,6]", "overrides.depths=[1,1,1]", "augment=none", "nesterov=true"]
     ) == {

@@ -65,7 +65,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, env, expected):
     [
         (["--set", "momentun=0.5"], "did you mean 'momentum'"),
         (["--set", "novalue"], "key=value"),
-        (["--set", "schedule=linear"], "schedule must be one of"),
+        (["--set", "schedule=no_such_schedule"], "schedule must be one of"),
         (["--batch-size", "x"], "--batch-size"),
         (["--config", "/nonexistent.json"], "config file not found"),
     ],

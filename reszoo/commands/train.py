@@ -11,6 +11,7 @@ import re
 import sys
 
 from reszoo import cli
+from reszoo.choices import AUGMENT_BASES, AUGMENT_EXTRAS
 from reszoo.training.choices import PRECISIONS, STRATEGIES
 
 HELP = "train a zoo model on a dataset with its recipe (resumable)"
@@ -67,8 +68,15 @@ def add_arguments(p):
         help="default auto: TPU, multi-worker (TF_CONFIG), mirrored (>1 GPU), default",
     )
     p.add_argument(
-        "--augment", help="augmentation: auto, none, cifar, imagenet, ... (see reszoo.data)"
+        "--augment",
+        help=f"augmentation: {', '.join(AUGMENT_BASES)}, optionally followed by +extras "
+        f"({', '.join(AUGMENT_EXTRAS)}), e.g. cifar+randaugment",
     )
+    _add_run_arguments(p)
+
+
+def _add_run_arguments(p):
+    """Where the run goes and how it is checkpointed, configured and reported."""
     p.add_argument("--output", help="run directory (default runs/MODEL-DATASET)")
     p.add_argument(
         "--data-dir", help="TFDS data directory (default TFDS_DATA_DIR or ~/tensorflow_datasets)"

@@ -21,6 +21,7 @@ when only one of them was signalled.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -84,6 +85,17 @@ def _agree_function(strategy):
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     return agree
+
+
+@contextlib.contextmanager
+def watching():
+    """SIGTERM and SIGINT caught for the duration of the block (fit's run), then the previous
+    handlers back."""
+    watch = install()
+    try:
+        yield watch
+    finally:
+        uninstall(watch)
 
 
 def agreed_signal(strategy) -> int:

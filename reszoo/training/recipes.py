@@ -26,6 +26,7 @@ import os
 from reszoo.errors import ConfigError, TrainingError
 from reszoo.paths import uncreatable_reason
 from reszoo.training.choices import OPTIMIZERS, PRECISIONS, SCHEDULES, STRATEGIES
+from reszoo.training.config import RUN_KEYS
 
 _RECIPES = None
 
@@ -132,20 +133,7 @@ def load_config_file(path: str) -> dict:
     return {k: v for k, v in data.items() if k in known or k not in _RUN_KEYS}
 
 
-# Keys fit adds to the resolved config (not options a user sets).
-_RUN_KEYS = (
-    "model",
-    "dataset",
-    "build",
-    "class_names",
-    "kind",
-    "num_replicas",
-    "precision_reason",
-    "strategy_name",
-    "steps_per_epoch_resolved",
-    "total_steps",
-    "reszoo_config_version",
-)
+_RUN_KEYS = RUN_KEYS  # keys fit adds to the resolved config (not options a user sets)
 
 
 def parse_set(items) -> dict:
@@ -235,20 +223,29 @@ def _is_num(v):  # finite: an inf/NaN learning rate or momentum is bad input, no
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def validate(cfg: dict):
-    """Raise ConfigError naming the first bad value."""
+def _integer(allow_none=False, allow_zero=False):
+    """A check: a positive (or non-negative) integer, or None when allowed."""
+    word = "non-negative" if allow_zero else "positive"
 
-    def pos_int(k, allow_none=False, allow_zero=False):
-        v = cfg[k]
+    def check(key, v):
         if v is None and allow_none:
             return
         _check(
             _is_int(v) and (v >= 0 if allow_zero else v >= 1),
-            f"{k} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}",
+            f"{key} must be a {word} integer, got {v!r}",
         )
 
-    def num(k, lo=None, hi=None, allow_none=False, lo_open=False):
-        v = cfg[k]
+    return check
+
+
+def _number(lo=None, hi=None, allow_none=False, lo_open=False):
+    """A check: a finite number in [lo, hi] ((lo, hi] with lo_open), or None when allowed."""
+    if hi is not None:
+        rng = f" in {'(' if lo_open else '['}{lo}, {hi}]"
+    else:
+        rng = f" {'>' if lo_open else '>='} {lo}" if lo is not None else ""
+
+    def check(key, v):
         if v is None and allow_none:
             return
         ok = (
@@ -256,92 +253,109 @@ def validate(cfg: dict):
             and (lo is None or (v > lo if lo_open else v >= lo))
             and (hi is None or v <= hi)
         )
-        rng = (
-            f" in {'(' if lo_open else '['}{lo}, {hi}]"
-            if hi is not None
-            else (f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
-        )
-        _check(ok, f"{k} must be a number{rng}, got {v!r}")
+        _check(ok, f"{key} must be a number{rng}, got {v!r}")
 
-    pos_int("epochs")
-    pos_int("batch_size")
-    pos_int("base_batch_size")
-    num("base_lr", 0, lo_open=True)
-    num("lr", 0, lo_open=True, allow_none=True)
-    _check(
-        cfg["optimizer"] in OPTIMIZERS,
-        f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}",
-    )
-    num("momentum", 0, 1)
-    _check(
-        isinstance(cfg["nesterov"], bool), f"nesterov must be true/false, got {cfg['nesterov']!r}"
-    )
-    num("weight_decay", 0)
-    _check(
-        cfg["schedule"] in SCHEDULES,
-        f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg['schedule']!r}",
-    )
-    num("warmup_epochs", 0)
-    _check(
-        isinstance(cfg["lr_steps"], (list, tuple))
-        and all(_is_num(s) and s > 0 for s in cfg["lr_steps"]),
-        f"lr_steps must be a list of epochs, got {cfg['lr_steps']!r}",
-    )
-    cfg["lr_steps"] = list(cfg["lr_steps"])
-    num("lr_decay", 0, lo_open=True)
-    num("min_lr", 0)
-    num("label_smoothing", 0, 1)
-    num("grad_clip_norm", 0, lo_open=True, allow_none=True)
-    num("ema_decay", 0, 1, allow_none=True)
-    _check(
-        isinstance(cfg["augment"], (str, bool)) or cfg["augment"] is None,
-        f"augment must be a string, got {cfg['augment']!r}",
-    )
-    if cfg["image_size"] is not None:
-        v = cfg["image_size"]
-        if _is_int(v):
-            cfg["image_size"] = [v, v]
-        v = cfg["image_size"]
+    return check
+
+
+def _one_of(choices):
+    def check(key, v):
         _check(
-            isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
-            f"image_size must be an integer or [height, width], got {v!r}",
+            isinstance(v, str) and v in choices,
+            f"{key} must be one of {', '.join(choices)}, got {v!r}",
         )
-        cfg["image_size"] = list(v)
-    pos_int("num_classes", allow_none=True)
-    if cfg["num_classes"] is not None:
-        _check(cfg["num_classes"] >= 2, f"num_classes must be >= 2, got {cfg['num_classes']!r}")
-    num("validation_split", 0, allow_none=True)  # a fraction < 1, or a number of examples
-    pos_int("examples", allow_none=True)
-    pos_int("seed", allow_zero=True)
-    pos_int("steps_per_epoch", allow_none=True)
-    pos_int("validation_steps", allow_none=True)
-    pos_int("steps_per_execution")
+
+    return check
+
+
+def _boolean(key, v):
+    _check(isinstance(v, bool), f"{key} must be true/false, got {v!r}")
+
+
+def _lr_steps(key, v):
     _check(
-        isinstance(cfg["jit_compile"], bool),
-        f"jit_compile must be true/false, got {cfg['jit_compile']!r}",
+        isinstance(v, (list, tuple)) and all(_is_num(s) and s > 0 for s in v),
+        f"{key} must be a list of epochs, got {v!r}",
     )
-    pos_int("checkpoint_every", allow_zero=True)
-    pos_int("keep_checkpoints")
+
+
+def _augment(key, v):
+    _check(isinstance(v, (str, bool)) or v is None, f"{key} must be a string, got {v!r}")
+
+
+def _image_size(key, v):
+    if v is None:
+        return
+    if _is_int(v):
+        v = [v, v]
     _check(
-        cfg["precision"] in PRECISIONS,
-        f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}",
+        isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
+        f"{key} must be an integer or [height, width], got {v!r}",
     )
-    _check(
-        isinstance(cfg["strategy"], str) and cfg["strategy"] in STRATEGIES,
-        f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg['strategy']!r}",
-    )
-    _check(
-        isinstance(cfg["overrides"], dict),
-        f"overrides must be a mapping of architecture fields, got {cfg['overrides']!r}",
-    )
-    _check(
-        cfg["data_dir"] is None or isinstance(cfg["data_dir"], str),
-        f"data_dir must be a path, got {cfg['data_dir']!r}",
-    )
-    _check(
-        isinstance(cfg["follow_links"], bool),
-        f"follow_links must be true/false, got {cfg['follow_links']!r}",
-    )
+
+
+def _num_classes(key, v):
+    _integer(allow_none=True)(key, v)
+    _check(v is None or v >= 2, f"{key} must be >= 2, got {v!r}")
+
+
+def _overrides(key, v):
+    _check(isinstance(v, dict), f"{key} must be a mapping of architecture fields, got {v!r}")
+
+
+def _path(key, v):
+    _check(v is None or isinstance(v, str), f"{key} must be a path, got {v!r}")
+
+
+# Every option's check, in the order validate() tries them (the first bad value is named).
+CHECKS = (
+    ("epochs", _integer()),
+    ("batch_size", _integer()),
+    ("base_batch_size", _integer()),
+    ("base_lr", _number(0, lo_open=True)),
+    ("lr", _number(0, lo_open=True, allow_none=True)),
+    ("optimizer", _one_of(OPTIMIZERS)),
+    ("momentum", _number(0, 1)),
+    ("nesterov", _boolean),
+    ("weight_decay", _number(0)),
+    ("schedule", _one_of(SCHEDULES)),
+    ("warmup_epochs", _number(0)),
+    ("lr_steps", _lr_steps),
+    ("lr_decay", _number(0, lo_open=True)),
+    ("min_lr", _number(0)),
+    ("label_smoothing", _number(0, 1)),
+    ("grad_clip_norm", _number(0, lo_open=True, allow_none=True)),
+    ("ema_decay", _number(0, 1, allow_none=True)),
+    ("augment", _augment),
+    ("image_size", _image_size),
+    ("num_classes", _num_classes),
+    ("validation_split", _number(0, allow_none=True)),  # a fraction < 1, or a count
+    ("examples", _integer(allow_none=True)),
+    ("seed", _integer(allow_zero=True)),
+    ("steps_per_epoch", _integer(allow_none=True)),
+    ("validation_steps", _integer(allow_none=True)),
+    ("steps_per_execution", _integer()),
+    ("jit_compile", _boolean),
+    ("checkpoint_every", _integer(allow_zero=True)),
+    ("keep_checkpoints", _integer()),
+    ("precision", _one_of(PRECISIONS)),
+    ("strategy", _one_of(STRATEGIES)),
+    ("overrides", _overrides),
+    ("data_dir", _path),
+    ("follow_links", _boolean),
+)
+
+
+def validate(cfg: dict):
+    """Raise ConfigError naming the first bad value; then write lr_steps and image_size in
+    their one form (a list; [height, width])."""
+    for key, check in CHECKS:
+        check(key, cfg[key])
+    cfg["lr_steps"] = list(cfg["lr_steps"])
+    if _is_int(cfg["image_size"]):
+        cfg["image_size"] = [cfg["image_size"]] * 2
+    elif cfg["image_size"] is not None:
+        cfg["image_size"] = list(cfg["image_size"])
 
 
 # --------------------------------------------------------------------------- run directories
