@@ -28,12 +28,19 @@ examples:
   python -m reszoo.train resnet56 ~/data/cifar10-jpeg --batch-size 256 --output runs/r56
   python -m reszoo.train resnet50 imagenet2012 --data-dir ~/tensorflow_datasets --precision mixed_float16
   python -m reszoo.train resnet20 digits --set overrides.depths=[1,1,1] --export exported/r20
+  reszoo train resnet50 ~/photos --weights imagenet        # fine-tune: new head, recipe finetune
+  reszoo train resnet50 ~/photos --weights tv2_in1k --set image_size=160 --epochs 5
+  reszoo train resnet20 ~/data/cifar10-jpeg --weights runs/r20.weights.h5 --recipe default
 
 The recipe (optimizer, schedule, weight decay, epochs...) depends on the model kind and dataset;
 every value can be changed with --config FILE (JSON/YAML) and --set key=value (JSON values,
 dotted keys for nested ones; later wins). The resolved config is written to OUTPUT/config.json.
 Rerunning the same command resumes from OUTPUT/checkpoints; an OUTPUT holding a run of another
 config is refused (exit 2).
+
+--weights starts from pretrained weights with the named recipe "finetune" unless --recipe says
+otherwise (recipes.json "named"); a tag's image size and preprocessing are used, and a resumed
+run keeps its trained weights.
 
 exit codes: 0 success, 2 bad arguments or input, 1 run failure"""
 
@@ -72,7 +79,25 @@ def add_arguments(p):
         help=f"augmentation: {', '.join(AUGMENT_BASES)}, optionally followed by +extras "
         f"({', '.join(AUGMENT_EXTRAS)}), e.g. cifar+randaugment",
     )
+    _add_start_arguments(p)
     _add_run_arguments(p)
+
+
+def _add_start_arguments(p):
+    """Where the weights start from and which named recipe trains them."""
+    from reszoo.training.recipes import named_recipe_names
+
+    p.add_argument(
+        "--weights",
+        metavar="TAG|PATH",
+        help="start from pretrained weights: a weight tag (reszoo list --weights; imagenet = "
+        "the model's default) or a weights file; a new head is sized to the dataset's classes",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=named_recipe_names(),
+        help="a named recipe over the model's own (default: finetune with --weights)",
+    )
 
 
 def _add_run_arguments(p):
@@ -135,6 +160,8 @@ def _options(args) -> dict:
         "steps_per_epoch": args.steps_per_epoch,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
+        "weights": args.weights,
+        "recipe": args.recipe,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
     return options

@@ -91,6 +91,8 @@ class TrainConfig(_Record):
     precision: str
     strategy: str
     overrides: dict
+    weights: str | None
+    recipe: str | None
     # identity of the run
     kind: str
     model: str

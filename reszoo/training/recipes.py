@@ -61,6 +61,31 @@ def recipe_names() -> list:
     return sorted(k for k in _load()["recipes"])
 
 
+def named_recipe_names() -> list:
+    """The recipes a run asks for by name (``recipe=``, ``--recipe``): recipes.json "named"."""
+    return sorted(_load()["named"])
+
+
+def named_recipe(name: str) -> dict:
+    """The options a named recipe sets over the model kind's recipe."""
+    named = _load()["named"]
+    if not isinstance(name, str) or name not in named:
+        raise ConfigError(f"recipe must be one of {', '.join(named_recipe_names())}, got {name!r}")
+    return _strip(copy.deepcopy(named[name]))
+
+
+def _chosen_recipe(layers) -> str | None:
+    """The named recipe the option layers ask for: their last ``recipe``, else "finetune" when
+    they start from ``weights`` (pretrained weights want a gentler recipe than random ones)."""
+    chosen = weights = None
+    for layer in layers:
+        chosen = layer.get("recipe", chosen)
+        weights = layer.get("weights", weights)
+    if chosen is None and weights is not None:
+        return "finetune"
+    return chosen
+
+
 def _strip(d):
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
@@ -180,9 +205,7 @@ def resolve(model_config: dict | None, dataset, *, config=None, options=None) ->
     Returns a new dict with every key of defaults() plus 'kind' and 'lr' resolved.
     """
     kind = model_kind(model_config)
-    dkey = dataset_key(dataset)
-    cfg = recipe(kind, dkey)
-    recipe_epochs, recipe_steps = cfg["epochs"], list(cfg["lr_steps"])
+    cfg = recipe(kind, dataset_key(dataset))
     layers = []
     if config is not None:
         layers.append(
@@ -190,6 +213,10 @@ def resolve(model_config: dict | None, dataset, *, config=None, options=None) ->
         )
     if options:
         layers.append({k: v for k, v in options.items() if v is not None})
+    chosen = _chosen_recipe(layers)
+    if chosen is not None:
+        cfg.update(named_recipe(chosen), recipe=chosen)
+    recipe_epochs, recipe_steps = cfg["epochs"], list(cfg["lr_steps"])
     known = set(cfg)
     for layer in layers:
         for k in layer:
@@ -307,6 +334,18 @@ def _path(key, v):
     _check(v is None or isinstance(v, str), f"{key} must be a path, got {v!r}")
 
 
+def _weights(key, v):
+    _check(
+        v is None or (isinstance(v, str) and v.strip()),
+        f"{key} must be a weight tag (reszoo list --weights) or a weights file, got {v!r}",
+    )
+
+
+def _recipe(key, v):
+    if v is not None:
+        named_recipe(v)
+
+
 # Every option's check, in the order validate() tries them (the first bad value is named).
 CHECKS = (
     ("epochs", _integer()),
@@ -343,6 +382,8 @@ CHECKS = (
     ("overrides", _overrides),
     ("data_dir", _path),
     ("follow_links", _boolean),
+    ("weights", _weights),
+    ("recipe", _recipe),
 )
 
 

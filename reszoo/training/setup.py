@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from reszoo.errors import ConfigError, ReszooError
+from reszoo.training import pretrained
 from reszoo.training.config import RunFacts
 from reszoo.training.devices import is_chief, select_precision, select_strategy
 
@@ -117,7 +118,10 @@ def load_data(request, config) -> Data:
 
 
 def _image_size(config, model_config):
-    size = config.image_size or (model_config.get("input_shape") or [None, None])[:2]
+    """The config's image size, else a weight tag's training size, else the model's."""
+    name = (model_config or {}).get("name")
+    size = config.image_size or (name and pretrained.tag_image_size(name, config))
+    size = size or (model_config.get("input_shape") or [None, None])[:2]
     return None if size[0] is None else tuple(size)
 
 
@@ -187,7 +191,7 @@ def build_model(request, config, data):
     """(model, build) where build is how config.json records a zoo model's construction (None
     for a model object). Call inside the strategy's scope."""
     if request.model is None:
-        return _model_from_name(request.model_name, config, data)
+        return _model_from_name(request.model_name, config, data, request.output_dir)
     out = int(request.model.outputs[0].shape[-1])
     if out != data.num_classes:
         raise ConfigError(
@@ -196,20 +200,22 @@ def build_model(request, config, data):
     return request.model, None
 
 
-def _model_from_name(name, config, data):
+def _model_from_name(name, config, data, output_dir):
     import reszoo
 
     build = {
         "name": name,
         "num_classes": int(data.num_classes),
         "input_shape": list(data.input_shape),
-        "overrides": dict(config.overrides),
+        "overrides": pretrained.build_overrides(name, config),
+        **pretrained.record(name, config),
     }
     try:
         model = reszoo.build(
             name,
             num_classes=build["num_classes"],
             input_shape=tuple(build["input_shape"]),
+            weights=pretrained.weights_to_load(config, output_dir),
             **build["overrides"],
         )
     except ReszooError:
