@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,17 +114,16 @@ def training_folder(args, tmp: str) -> str:
     for name in sorted(e.name for e in os.scandir(folder) if e.is_dir()):
         os.makedirs(os.path.join(subset, name))
         for f in sorted(os.listdir(os.path.join(folder, name)))[: args.per_class]:
-            os.symlink(
-                os.path.abspath(os.path.join(folder, name, f)), os.path.join(subset, name, f)
-            )
+            # copies: reszoo's folder scan does not follow links out of the folder
+            shutil.copyfile(os.path.join(folder, name, f), os.path.join(subset, name, f))
     return subset
 
 
 def write_split(folder: str, holdout: int, path: str) -> dict:
     """reszoo's own train/held-out file lists for this folder (the call fit makes), as JSON."""
-    from reszoo.data_sources import folder_source
+    from reszoo.data_sources import SourceRequest, folder_source
 
-    source = folder_source(folder, None, holdout, None)
+    source = folder_source(SourceRequest(folder, None, holdout, None))
 
     def items(split):
         return [
