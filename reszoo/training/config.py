@@ -90,6 +90,7 @@ class TrainConfig(_Record):
     keep_checkpoints: int
     precision: str
     strategy: str
+    collective_timeout: float | None
     overrides: dict
     weights: str | None
     recipe: str | None

@@ -61,9 +61,25 @@ def _find_tpu():
         return None
 
 
-def select_strategy(spec="auto"):
+def _multi_worker(tf_config, collective_timeout):
+    """MultiWorkerMirroredStrategy whose collectives fail after collective_timeout seconds
+    (None: wait forever). Without a bound, a peer that stays alive but stops stepping blocks
+    every other worker for good; with one, the wait ends in an error the loop reports as a lost
+    worker."""
+    if _num_workers(tf_config) < 1:
+        raise ConfigError(
+            "strategy 'multi_worker' needs TF_CONFIG naming the cluster "
+            "(see tf.distribute.MultiWorkerMirroredStrategy)"
+        )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def select_strategy(spec="auto", collective_timeout=None):
     """(strategy, description). spec: "auto", "default", "one_device", "mirrored",
-    "multi_worker", "tpu" or a tf.distribute.Strategy."""
+    "multi_worker", "tpu" or a tf.distribute.Strategy, which is returned as the caller built
+    it. collective_timeout: seconds a multi-worker collective may wait (None: no bound); only
+    a MultiWorkerMirroredStrategy this function creates uses it."""
     if isinstance(spec, tf.distribute.Strategy):
         return spec, type(spec).__name__
     if spec not in STRATEGIES:
@@ -92,12 +108,7 @@ def select_strategy(spec="auto"):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(cpus), "mirrored"
     if spec == "multi_worker":
-        if _num_workers(tf_config) < 1:
-            raise ConfigError(
-                "strategy 'multi_worker' needs TF_CONFIG naming the cluster "
-                "(see tf.distribute.MultiWorkerMirroredStrategy)"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker"
+        return _multi_worker(tf_config, collective_timeout), "multi_worker"
     # tpu
     resolver = _find_tpu()
     if resolver is None:

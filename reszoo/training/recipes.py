@@ -379,6 +379,7 @@ CHECKS = (
     ("keep_checkpoints", _integer()),
     ("precision", _one_of(PRECISIONS)),
     ("strategy", _one_of(STRATEGIES)),
+    ("collective_timeout", _number(0, lo_open=True, allow_none=True)),
     ("overrides", _overrides),
     ("data_dir", _path),
     ("follow_links", _boolean),
@@ -414,6 +415,8 @@ RESUMABLE_CHANGES = frozenset(
         "total_steps",
         "strategy",
         "strategy_name",
+        "collective_timeout",  # how long a collective may wait, not what is trained (and
+        # run directories written before it existed have no such key)
         "num_replicas",
         "steps_per_execution",
         "jit_compile",

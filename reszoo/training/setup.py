@@ -62,7 +62,10 @@ class Data:
 
 def place(config, strategy_obj, model_obj) -> Placement:
     """Select the strategy, then the precision policy (before anything is built)."""
-    strategy, name = select_strategy(strategy_obj if strategy_obj is not None else config.strategy)
+    # A strategy object is used as the caller built it (collective_timeout is theirs to set).
+    strategy, name = select_strategy(
+        strategy_obj if strategy_obj is not None else config.strategy, config.collective_timeout
+    )
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(
