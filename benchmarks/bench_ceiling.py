@@ -1,4 +1,4 @@
-"""The machine's own ceiling, and how close reszoo's training gets to it (issue 5, 1d).
+"""The machine's own ceiling, and how close reszoo's training gets to it.
 
 Ceiling: a large square ``tf.matmul`` (N=4096 by default) in float32 and in bfloat16, run as a
 chain inside one tf.function (so the Python overhead is nothing), GFLOP/s = 2 N^3 / time.

@@ -1,4 +1,4 @@
-"""The tf.data input pipeline alone (images/s), as a multiple of the training rate (issue 5, 1c).
+"""The tf.data input pipeline alone (images/s), as a multiple of the training rate.
 
 * CIFAR-style: the shared CIFAR-10 training JPEGs (/work/shared/data/cifar10-train-jpeg.tar.gz,
   extracted to a temporary folder), ``reszoo.data.load(folder, batch_size=128,
@@ -176,7 +176,7 @@ def main(argv=None):
         ref50 = common.load_latest("train_ips/resnet50/reszoo_auto")
         ref50_src = "latest.json"
         if not ref50:
-            ref50, ref50_src = 4.0, "DESIGN.md reference (keras.applications f32)"
+            ref50, ref50_src = 4.0, "an earlier measurement (keras.applications f32)"
         rows.append(
             [
                 "ImageNet-style 500x375 JPEG -> RRC 224 + flip",

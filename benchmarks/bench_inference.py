@@ -1,4 +1,4 @@
-"""Inference: the Keras model against its exported SavedModel (issue 5, 1b).
+"""Inference: the Keras model against its exported SavedModel.
 
 For resnet20 (32x32) and resnet50 (224x224), each built untrained by ``reszoo.build`` under a
 precision policy (float32 and mixed_bfloat16), then exported with ``reszoo.export.export`` and

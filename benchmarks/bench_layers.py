@@ -1,4 +1,4 @@
-"""Single-layer choices, forward + backward, in one process (issue 5's "keep what measures faster").
+"""Single-layer choices, forward + backward, in one process (keep what measures faster).
 
 Each row times one layer's forward and backward pass in a tf.function on resnet20-sized
 activations (batch 128, bfloat16 unless --float32), the alternative and reszoo's choice

@@ -1,4 +1,4 @@
-"""Time to accuracy: resnet20 on the shared CIFAR-10 training JPEGs (issue 5, 1e).
+"""Time to accuracy: resnet20 on the shared CIFAR-10 training JPEGs.
 
 The 50,000 CIFAR-10 training JPEGs (/work/shared/data/cifar10-train-jpeg.tar.gz, extracted to a
 temporary folder, or an extracted folder given with --data) with 500 images per class held out

@@ -1,6 +1,6 @@
 """Training throughput (images/s): reszoo.fit against plain Keras model.fit, same run, same batch.
 
-What it measures (issue 5, deliverable 1a):
+What it measures:
 
 * resnet20 (32x32, batch 128): ``reszoo.fit("resnet20", ...)`` against a plain functional Keras
   ResNet-20 written below (~30 lines: the same option-A architecture, ``padding="same"``,

@@ -1,4 +1,4 @@
-"""Where the training step's time goes (issue 5: "find where the time goes before tuning").
+"""Where the training step's time goes (find where the time goes before tuning).
 
 For resnet20 (32x32, batch 128) and optionally resnet50 (224, batch 32), in float32 and
 mixed_bfloat16, times (median of interleaved repeats, one synthetic batch in memory):

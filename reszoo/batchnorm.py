@@ -2,8 +2,8 @@
 
 Keras 3's BatchNormalization upcasts bfloat16 activations to float32 and normalises with about
 ten separate ops forward and more backward. On this project's 2-core CPU that was most of the
-half of resnet20's training step not spent in convolutions (benchmarks/RESULTS.md, "Summary of
-issue 5, second session"). TensorFlow's
+half of resnet20's training step not spent in convolutions (benchmarks/profile_step.py;
+benchmarks/history/notes-2026-11-27.md). TensorFlow's
 FusedBatchNormV3 does the same work in one kernel each way and reads bfloat16 directly.
 
 The layer keeps Keras's variables (gamma, beta, moving_mean, moving_variance) and its

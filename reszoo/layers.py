@@ -107,7 +107,7 @@ class PaddedConv2D(keras.layers.Conv2D):
     """Conv2D that pads every side by kernel_size // 2 when strided, as PyTorch and Caffe do.
 
     Keras's padding="same" pads only bottom/right for a strided conv; ported weights then compute
-    a different function (DESIGN.md). Unstrided convs use "same", which is symmetric for odd kernels.
+    a different function (tests/test_layers.py checks both). Unstrided convs use "same", which is symmetric for odd kernels.
     """
 
     def __init__(self, filters, kernel_size, strides=1, **kwargs):

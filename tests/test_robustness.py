@@ -1,4 +1,4 @@
-"""Issue 6: faults during training and hostile input (the in-process part of the battery).
+"""Faults during training and hostile input (the in-process part of the battery).
 
     3. diverging lr       -> tests/test_fit.py::test_nan_loss_stops_naming_the_step_and_last_
                              checkpoint_loads and tests/test_train_cli.py::test_divergence_exits_1

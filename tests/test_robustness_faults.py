@@ -1,4 +1,4 @@
-"""Issue 6, items 1 and 2: kill -9 during training and a lost multi-worker peer.
+"""Items 1 and 2 of the robustness battery (README, Robustness): kill -9 during training and a lost multi-worker peer.
 
 1. A training process killed with SIGKILL (from outside at random moments, and from inside at two
    points of a checkpoint write: data written but the state file not yet updated, and half-way

@@ -1,4 +1,4 @@
-"""Issue 6, items 6 and 7 (data part): registry.json and plugin JSON fuzzed with hypothesis.
+"""Items 6 and 7 (data part) of the robustness battery (README, Robustness): registry.json and plugin JSON fuzzed with hypothesis.
 
 Random JSON documents, and real entries of registry.json with fields mutated (random JSON values,
 deleted, added, retyped, deeply nested): Registry.load_document may only succeed or raise

@@ -1,5 +1,5 @@
 """GPU training throughput: reszoo models on Keras's JAX backend, and torchvision's ResNet-50
-on PyTorch, in the same run on the same GPU (issue 5, deliverable 3). No TensorFlow needed.
+on PyTorch, in the same run on the same GPU. No TensorFlow needed.
 
 Measured (images/s, synthetic data already on the device, warm-up/compilation excluded):
 
@@ -13,7 +13,7 @@ Measured (images/s, synthetic data already on the device, warm-up/compilation ex
   missing.
 
 Each model: ``--warmup`` steps (compilation), then ``--steps`` timed steps; the loss of the last
-step is fetched before stopping the clock. Anchors (issue 5): stock PyTorch ResNet-50 on one H100
+step is fetched before stopping the clock. Anchors: stock PyTorch ResNet-50 on one H100
 about 2,790 img/s; NVIDIA's TensorFlow ResNet-50 on one A100 2,375 img/s (mixed precision, XLA).
 
 Run through run_gpu_suite.sh (installs the carried keras wheel); on its own:

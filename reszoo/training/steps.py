@@ -1,6 +1,6 @@
 """The compiled steps fit runs: train (n steps per call), evaluate, sync BatchNorm statistics.
 
-Keras 3's model.fit cannot run under MultiWorkerMirroredStrategy (DESIGN.md), so the step is
+Keras 3's model.fit cannot run under MultiWorkerMirroredStrategy, so the step is
 ours: ``strategy.run`` inside a ``tf.function`` (``steps_per_execution`` steps per call),
 ``tf.GradientTape``, the per-replica loss averaged over the *global* batch with
 ``tf.nn.compute_average_loss``, and a Keras 3 optimizer (wrapped in ``LossScaleOptimizer`` for
