@@ -11,6 +11,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
+from serving_support import tiny_overrides  # noqa: E402
 
 import reszoo  # noqa: E402
 from reszoo.errors import ExportError  # noqa: E402
@@ -33,18 +34,7 @@ from reszoo.errors import ExportError  # noqa: E402
     ],
 )
 def test_reszoo_keras_files_load_with_safe_mode(name, tmp_path):
-    config = reszoo.get_config(name)
-    stages = len(config["depths"])
-    overrides = dict(
-        depths=[1] * stages,
-        widths=[16] * stages,
-        stem_width=8,
-        num_classes=3,
-        input_shape=(32, 32, 3),
-    )
-    if config["groups"] > 1:
-        overrides.update(groups=4, base_width=16)
-    model = reszoo.build(name, **overrides)
+    model = reszoo.build(name, **tiny_overrides(name))
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

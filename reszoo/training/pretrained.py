@@ -24,11 +24,14 @@ def build_overrides(name: str, config) -> dict:
 
 
 def weights_to_load(config, output_dir) -> str | None:
-    """``config.weights``, or None when the run resumes from a checkpoint (trained weights win)."""
+    """``config.weights``, or None when the run resumes from a checkpoint (trained weights win).
+
+    Only the files are listed: the restore reads the checkpoint, and refuses a directory whose
+    checkpoints all fail to read, so reading it here too would only double the work."""
     if config.weights is None or output_dir is None:
         return config.weights
-    newest, _ = checkpoint_store.newest_readable(os.path.join(output_dir, "checkpoints"))
-    return None if newest else config.weights
+    on_disk = checkpoint_store.list_checkpoints(os.path.join(output_dir, "checkpoints"))
+    return None if any(c.problem is None for c in on_disk) else config.weights
 
 
 def tag_image_size(name: str, config) -> tuple[int, int] | None:
